@@ -1,0 +1,33 @@
+"""dldfd-hf: the DLDFD deepfake detector for timm, transformers and datasets.
+
+Importing this package registers the ``dldfd_*`` timm models and the ``dldfd`` transformers
+auto classes; nothing else needs to be called.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+
+from .configuration_dldfd import DLDFDConfig
+from .modeling_dldfd import (
+    DLDFDForImageClassification,
+    DLDFDModel,
+    DLDFDPreTrainedModel,
+    image_processor_for,
+)
+from .models import DLDFD, AugmentedStem, create_dldfd
+
+__version__ = "0.1.0"
+
+AutoConfig.register(DLDFDConfig.model_type, DLDFDConfig, exist_ok=True)
+AutoModel.register(DLDFDConfig, DLDFDModel, exist_ok=True)
+AutoModelForImageClassification.register(DLDFDConfig, DLDFDForImageClassification, exist_ok=True)
+
+__all__ = [
+    "DLDFD",
+    "AugmentedStem",
+    "DLDFDConfig",
+    "DLDFDModel",
+    "DLDFDForImageClassification",
+    "DLDFDPreTrainedModel",
+    "create_dldfd",
+    "image_processor_for",
+]

@@ -1,0 +1,126 @@
+"""DLDFDConfig: the single source of truth for the transformers front door."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Sequence
+
+from transformers import PretrainedConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Config field -> DLDFD constructor argument.
+_DLDFD_ARGS = {
+    "backbone": "backbone",
+    "backbone_kwargs": "backbone_kwargs",
+    "head_num_classes": "num_classes",
+    "num_channels": "in_chans",
+    "stem_out_chans": "stem_out_chans",
+    "stem_branch_chans": "stem_branch_chans",
+    "stem_branches": "stem_branches",
+    "stem_norm": "stem_norm",
+    "stem_act": "stem_act",
+    "drop_rate": "drop_rate",
+    "global_pool": "global_pool",
+}
+
+
+class DLDFDConfig(PretrainedConfig):
+    r"""Configuration of a DLDFD deepfake detector.
+
+    Args:
+        timm_architecture: registered timm name of the network (``dldfd_resnet50``, ...).
+        backbone: timm backbone name, optionally with its weights tag (``resnet50.tv_in1k``).
+        backbone_kwargs: extra arguments for the timm backbone.
+        head_num_classes: outputs of the timm head: 1 (fake logit, BCE) or 2 (real/fake, CE).
+        num_channels: image channels.
+        stem_out_chans, stem_branch_chans, stem_branches, stem_norm, stem_act: the augmented layers.
+        drop_rate: dropout before the classifier.
+        global_pool: timm pooling type.
+        image_size, image_mean, image_std: preprocessing that travels with the weights.
+        pos_weight: BCE weight of the fake class (``#real / #fake`` of the training set), or None.
+    """
+
+    model_type = "dldfd"
+
+    def __init__(
+        self,
+        timm_architecture: str = "dldfd_resnet50",
+        backbone: str = "resnet50.tv_in1k",
+        backbone_kwargs: Optional[Dict[str, Any]] = None,
+        head_num_classes: int = 1,
+        num_channels: int = 3,
+        stem_out_chans: int = 3,
+        stem_branch_chans: int = 64,
+        stem_branches: int = 3,
+        stem_norm: Optional[str] = "batchnorm",
+        stem_act: Optional[str] = "relu",
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
+        image_size: int = 224,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        pos_weight: Optional[float] = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("id2label", {0: "real", 1: "fake"})
+        kwargs.setdefault("label2id", {"real": 0, "fake": 1})
+        super().__init__(**kwargs)
+        if head_num_classes not in (1, 2):
+            raise ValueError(f"DLDFDConfig: head_num_classes must be 1 or 2, got {head_num_classes!r}")
+        if self.num_labels != 2:
+            raise ValueError(
+                f"DLDFDConfig: a deepfake detector has exactly two labels (real, fake); got id2label={self.id2label}"
+            )
+        for name, value in (("num_channels", num_channels), ("stem_out_chans", stem_out_chans),
+                            ("stem_branch_chans", stem_branch_chans), ("stem_branches", stem_branches),
+                            ("image_size", image_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DLDFDConfig: {name} must be a positive integer, got {value!r}")
+        if len(image_mean) != num_channels or len(image_std) != num_channels:
+            raise ValueError(
+                f"DLDFDConfig: image_mean and image_std need {num_channels} values (num_channels), "
+                f"got {list(image_mean)} and {list(image_std)}"
+            )
+        if pos_weight is not None and not pos_weight > 0:
+            raise ValueError(f"DLDFDConfig: pos_weight must be positive or None, got {pos_weight!r}")
+        if not 0.0 <= drop_rate < 1.0:
+            raise ValueError(f"DLDFDConfig: drop_rate must be in [0, 1), got {drop_rate!r}")
+        self.timm_architecture = timm_architecture
+        self.backbone = backbone
+        self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.head_num_classes = head_num_classes
+        self.num_channels = num_channels
+        self.stem_out_chans = stem_out_chans
+        self.stem_branch_chans = stem_branch_chans
+        self.stem_branches = stem_branches
+        self.stem_norm = stem_norm
+        self.stem_act = stem_act
+        self.drop_rate = drop_rate
+        self.global_pool = global_pool
+        self.image_size = image_size
+        self.image_mean = list(image_mean)
+        self.image_std = list(image_std)
+        self.pos_weight = pos_weight
+
+    def dldfd_kwargs(self) -> Dict[str, Any]:
+        """Constructor arguments of the timm :class:`~dldfd_hf.models.DLDFD` module."""
+        kwargs = {arg: getattr(self, field) for field, arg in _DLDFD_ARGS.items()}
+        # JSON turns tuples into lists; timm backbones accept either.
+        kwargs["backbone_kwargs"] = dict(self.backbone_kwargs)
+        return kwargs
+
+    @classmethod
+    def from_timm(cls, model: Any, **kwargs: Any) -> "DLDFDConfig":
+        """Config describing an existing timm DLDFD module (its constructor args + pretrained_cfg)."""
+        args = dict(model.init_kwargs)
+        fields = {field: args[arg] for field, arg in _DLDFD_ARGS.items() if arg in args}
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        if cfg:
+            fields.setdefault("image_size", int(cfg.get("input_size", (3, 224, 224))[-1]))
+            fields.setdefault("image_mean", tuple(cfg.get("mean", IMAGENET_MEAN)))
+            fields.setdefault("image_std", tuple(cfg.get("std", IMAGENET_STD)))
+            if cfg.get("architecture"):
+                fields.setdefault("timm_architecture", cfg["architecture"])
+        fields.update(kwargs)
+        return cls(**fields)

@@ -1,0 +1,180 @@
+"""The timm side: architecture, model API, registration, pretrained loading through a local HF cache."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import dldfd_hf  # noqa: F401  (registers the models)
+from dldfd_hf.models import DLDFD, AugmentedStem, create_dldfd
+
+
+def _flops(model: nn.Module, size: int = 224) -> int:
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, size, size))
+    return counter.get_total_flops()
+
+
+def test_registered_entry_points():
+    assert {"dldfd_resnet50", "dldfd_resnet18", "dldfd_tiny"} <= set(timm.list_models("dldfd_*"))
+    assert "dldfd_resnet50.ffpp_c40" in timm.list_pretrained("dldfd_*")
+
+
+@pytest.mark.parametrize("name,size", [("dldfd_tiny", 64), ("dldfd_resnet18", 64)])
+def test_output_shapes_and_model_api(name, size):
+    model = timm.create_model(name).eval()
+    x = torch.randn(2, 3, size, size)
+    assert model(x).shape == (2, 1)
+    features = model.forward_features(x)
+    assert features.ndim == 4 and features.shape[:2] == (2, model.num_features)
+    assert model.forward_head(features, pre_logits=True).shape == (2, model.num_features)
+    assert isinstance(model.get_classifier(), nn.Linear)
+    model.reset_classifier(2)
+    assert model(x).shape == (2, 2) and model.get_classifier().out_features == 2
+    model.reset_classifier(0)
+    assert model(x).shape == (2, model.num_features)
+
+
+def test_pretrained_cfg_carries_preprocessing():
+    cfg = timm.create_model("dldfd_resnet50").pretrained_cfg
+    assert cfg["input_size"] == (3, 224, 224)
+    assert cfg["mean"] == pytest.approx((0.485, 0.456, 0.406)) and cfg["std"] == pytest.approx((0.229, 0.224, 0.225))
+    assert cfg["first_conv"] == "stem.conv" and cfg["classifier"] == "backbone.fc"
+    assert list(cfg["label_names"]) == ["real", "fake"] and cfg["num_classes"] == 1
+    assert cfg["hf_hub_id"] == "dldfd-hf/dldfd_resnet50.ffpp_c40"
+    # The named modules exist, so timm's in_chans / num_classes adaptation can find them.
+    model = timm.create_model("dldfd_tiny")
+    assert isinstance(model.get_submodule(cfg["first_conv"]), nn.Conv2d)
+    assert isinstance(model.get_submodule(cfg["classifier"]), nn.Linear)
+
+
+def test_param_count_is_resnet50_plus_stem():
+    dldfd = timm.create_model("dldfd_resnet50")
+    resnet = timm.create_model("resnet50", num_classes=1)
+    stem = sum(p.numel() for p in dldfd.stem.parameters())
+    # 3x3: 3*192*9 weights; BN: 2*192; 1x1: 192*3 + 3.
+    assert stem == 3 * 192 * 9 + 2 * 192 + 192 * 3 + 3
+    total = sum(p.numel() for p in dldfd.parameters())
+    expected = sum(p.numel() for p in resnet.parameters()) + stem
+    assert abs(total - expected) / expected < 0.01
+
+
+def test_flops_ratio_to_resnet50():
+    ratio = _flops(timm.create_model("dldfd_resnet50")) / _flops(timm.create_model("resnet50", num_classes=1))
+    assert 1.0 < ratio <= 1.10
+
+
+def test_fused_stem_equals_three_separate_branches():
+    torch.manual_seed(0)
+    stem = AugmentedStem(in_chans=3, out_chans=3, branch_chans=64, num_branches=3).eval()
+    with torch.no_grad():  # non-trivial BN statistics
+        stem.norm.running_mean.uniform_(-1, 1)
+        stem.norm.running_var.uniform_(0.5, 2)
+        stem.norm.weight.uniform_(0.5, 1.5)
+        stem.norm.bias.uniform_(-0.5, 0.5)
+    branches = []
+    for weight in stem.branch_weights():
+        conv = nn.Conv2d(3, 64, 3, padding=1, bias=False)
+        conv.weight.data.copy_(weight)
+        branches.append(conv)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        separate = torch.cat([branch(x) for branch in branches], dim=1)
+        reference = stem.proj(stem.act(stem.norm(separate)))
+        assert torch.allclose(stem.conv(x), separate, atol=1e-6)
+        assert torch.allclose(stem(x), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: timm.create_model("dldfd_tiny", stem_norm="none", stem_act="none"),  # timm drops None kwargs
+    lambda: DLDFD(backbone="resnet18", stem_branch_chans=8, stem_norm=None, stem_act=None),
+])
+def test_paper_literal_linear_stem(build):
+    model = build()
+    assert isinstance(model.stem.norm, nn.Identity) and isinstance(model.stem.act, nn.Identity)
+    assert model.stem.conv.bias is not None
+    # Without a non-linearity the stem is one linear map: stem(a x) - stem(0) = a (stem(x) - stem(0)).
+    x = torch.randn(1, 3, 16, 16)
+    zero = model.stem(torch.zeros_like(x))
+    assert torch.allclose(model.stem(3 * x) - zero, 3 * (model.stem(x) - zero), atol=1e-4)
+
+
+def test_192_channel_stem_variant_builds_and_runs():
+    model = timm.create_model("dldfd_tiny", stem_out_chans=192).eval()
+    assert model.stem.proj.out_channels == 192
+    assert model.backbone.conv1[0].in_channels == 192 if isinstance(model.backbone.conv1, nn.Sequential) \
+        else model.backbone.conv1.in_channels == 192
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1)
+
+
+def test_create_dldfd_around_other_backbone():
+    model = create_dldfd("test_efficientnet", stem_branch_chans=4).eval()
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 1)
+    assert model.pretrained_cfg["first_conv"] == "stem.conv"
+    assert list(model.pretrained_cfg["label_names"]) == ["real", "fake"]
+
+
+def test_bad_input_and_config_errors():
+    model = timm.create_model("dldfd_tiny").eval()
+    with pytest.raises(ValueError, match=r"\(batch, 3, height, width\).*\(1, 4, 64, 64\)"):
+        model(torch.randn(1, 4, 64, 64))
+    with pytest.raises(ValueError, match="num_classes must be 1"):
+        timm.create_model("dldfd_tiny", num_classes=5)
+    with pytest.raises(ValueError, match="unknown timm backbone 'resnet_does_not_exist'"):
+        DLDFD(backbone="resnet_does_not_exist")
+    with pytest.raises(ValueError, match="stem_out_chans|out_chans must be a positive integer"):
+        timm.create_model("dldfd_tiny", stem_out_chans=0)
+    with pytest.raises(ValueError, match="Unknown stem_act 'swishy'"):
+        timm.create_model("dldfd_tiny", stem_act="swishy")
+
+
+def _save_timm_repo(model: DLDFD, folder, architecture: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(model.state_dict(), folder / "model.safetensors")
+    config = {"architecture": architecture, "num_classes": 1, "label_names": ["real", "fake"],
+              "pretrained_cfg": {k: v for k, v in model.pretrained_cfg.items() if k not in ("hf_hub_id", "url")}}
+    (folder / "config.json").write_text(json.dumps(config, default=list))
+
+
+def test_pretrained_true_and_hf_hub_id_load_from_local_cache(tmp_path, hub_cache):
+    torch.manual_seed(0)
+    trained = timm.create_model("dldfd_resnet50").eval()
+    with torch.no_grad():
+        trained.get_classifier().bias.fill_(0.25)  # differs from any fresh init
+    _save_timm_repo(trained, tmp_path / "repo", "dldfd_resnet50")
+    hub_cache.add_folder("dldfd-hf/dldfd_resnet50.ffpp_c40", tmp_path / "repo")
+
+    x = torch.randn(2, 3, 64, 64)
+    expected = trained(x)
+    by_name = timm.create_model("dldfd_resnet50", pretrained=True).eval()
+    by_hub_id = timm.create_model("hf-hub:dldfd-hf/dldfd_resnet50.ffpp_c40", pretrained=True).eval()
+    assert torch.equal(by_name(x), expected)
+    assert torch.equal(by_hub_id(x), expected)
+    assert by_hub_id.pretrained_cfg["label_names"] == ["real", "fake"]
+
+
+def test_backbone_imagenet_weights_through_timm_pretrained_path(tmp_path, hub_cache):
+    torch.manual_seed(1)
+    stand_in = timm.create_model("resnet18")  # the ImageNet checkpoint (1000 classes)
+    folder = tmp_path / "resnet18"
+    folder.mkdir()
+    save_file(stand_in.state_dict(), folder / "model.safetensors")
+    hub_cache.add_folder("timm/resnet18.tv_in1k", folder)
+
+    model = timm.create_model("dldfd_resnet18", backbone_pretrained=True)
+    loaded = model.backbone.state_dict()
+    assert torch.equal(loaded["layer4.1.conv2.weight"], stand_in.state_dict()["layer4.1.conv2.weight"])
+    assert torch.equal(loaded["conv1.weight"], stand_in.state_dict()["conv1.weight"])
+    assert model.get_classifier().out_features == 1  # the 1000-class head was not kept
+
+    wide = timm.create_model("dldfd_resnet18", backbone_pretrained=True, stem_out_chans=192)
+    # timm's in_chans adaptation: the RGB filters are repeated over 192 channels and rescaled.
+    assert wide.backbone.conv1.weight.shape[1] == 192
+    assert torch.allclose(wide.backbone.conv1.weight.sum(dim=1), stand_in.conv1.weight.sum(dim=1), atol=1e-4)
