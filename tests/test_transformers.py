@@ -1,0 +1,171 @@
+"""The transformers side: config, PreTrainedModel round trips, Auto classes, pipeline, loss wiring."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, pipeline
+
+from dldfd_hf import DLDFDConfig, DLDFDForImageClassification, DLDFDModel, image_processor_for
+
+
+@pytest.fixture()
+def timm_tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = timm.create_model("dldfd_tiny").eval()
+    with torch.no_grad():  # move BN statistics away from their defaults so a lost buffer shows
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.8, 1.2)
+    return model
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path, timm_tiny):
+    folder = tmp_path / "tiny"
+    DLDFDForImageClassification.from_timm(timm_tiny).save_pretrained(folder)
+    return folder
+
+
+def test_config_defaults_are_the_paper():
+    config = DLDFDConfig()
+    assert config.model_type == "dldfd"
+    assert config.id2label == {0: "real", 1: "fake"} and config.label2id == {"real": 0, "fake": 1}
+    assert config.backbone == "resnet50.tv_in1k" and config.stem_out_chans == 3
+    assert config.stem_branches * config.stem_branch_chans == 192
+    assert config.image_size == 224 and config.head_num_classes == 1
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(head_num_classes=3), "head_num_classes must be 1 or 2"),
+    (dict(stem_out_chans=0), "stem_out_chans must be a positive integer"),
+    (dict(image_mean=(0.5, 0.5)), "image_mean and image_std need 3 values"),
+    (dict(pos_weight=-1.0), "pos_weight must be positive"),
+    (dict(id2label={0: "real", 1: "fake", 2: "other"}), "exactly two labels"),
+])
+def test_config_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DLDFDConfig(**kwargs)
+
+
+def test_wrapper_holds_the_timm_module_not_a_copy(timm_tiny):
+    model = DLDFDForImageClassification.from_timm(timm_tiny)
+    assert model.timm_model is model.dldfd
+    timm_params = sum(p.numel() for p in timm_tiny.parameters())
+    assert sum(p.numel() for p in model.parameters()) == timm_params
+
+
+def test_two_logits_match_timm_sigmoid(timm_tiny):
+    model = DLDFDForImageClassification.from_timm(timm_tiny).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        logits = model(pixel_values=x).logits
+        z = timm_tiny(x)[:, 0]
+    assert logits.shape == (3, 2)
+    assert torch.equal(logits[:, 0], torch.zeros(3))
+    probs = logits.softmax(-1)
+    assert torch.allclose(probs[:, 1], torch.sigmoid(z), atol=1e-6)
+    assert torch.allclose(probs.sum(-1), torch.ones(3))
+
+
+def test_save_and_load_round_trip_exactly(tiny_folder, timm_tiny):
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in tiny_folder.iterdir()}
+    config = json.loads((tiny_folder / "config.json").read_text())
+    assert config["model_type"] == "dldfd" and config["architectures"] == ["DLDFDForImageClassification"]
+    assert config["timm_architecture"] == "dldfd_tiny" and config["image_size"] == 64
+
+    loaded = AutoModelForImageClassification.from_pretrained(tiny_folder).eval()
+    assert isinstance(loaded, DLDFDForImageClassification)
+    original = DLDFDForImageClassification.from_timm(timm_tiny).eval()
+    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(pixel_values=x).logits, original(pixel_values=x).logits)
+
+
+def test_auto_classes_resolve_dldfd(tiny_folder):
+    assert isinstance(AutoConfig.from_pretrained(tiny_folder), DLDFDConfig)
+    base = AutoModel.from_pretrained(tiny_folder).eval()
+    assert isinstance(base, DLDFDModel)
+    out = base(pixel_values=torch.randn(2, 3, 64, 64))
+    assert out.pooler_output.shape == (2, base.dldfd.num_features)
+    assert out.last_hidden_state.ndim == 4
+
+
+def test_timm_loads_the_file_transformers_saved(tiny_folder, timm_tiny):
+    reloaded = timm.create_model(
+        "dldfd_tiny", pretrained=True, pretrained_cfg_overlay=dict(file=str(tiny_folder / "model.safetensors"))
+    ).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.equal(reloaded(x), timm_tiny(x))
+
+
+def test_image_classification_pipeline_scores_real_and_fake(tiny_folder, timm_tiny):
+    classifier = pipeline("image-classification", model=str(tiny_folder))
+    rng = np.random.default_rng(0)
+    face = Image.fromarray(rng.integers(0, 255, (80, 80, 3), dtype=np.uint8))
+    result = classifier(face)
+    scores = {r["label"]: r["score"] for r in result}
+    assert set(scores) == {"real", "fake"}
+    assert scores["real"] + scores["fake"] == pytest.approx(1.0, abs=1e-6)
+
+    # The pipeline's preprocessing is the model's own (saved preprocessor_config.json).
+    processor = image_processor_for(DLDFDConfig.from_pretrained(tiny_folder))
+    pixel_values = processor(face, return_tensors="pt")["pixel_values"]
+    assert pixel_values.shape == (1, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.sigmoid(timm_tiny(pixel_values))[0, 0].item()
+    assert scores["fake"] == pytest.approx(expected, abs=1e-6)
+
+    # ... which is: resize to the input size, scale to [0, 1], ImageNet mean/std.
+    cfg = timm_tiny.pretrained_cfg
+    manual = torch.from_numpy(np.asarray(face.resize((64, 64), Image.BILINEAR), dtype=np.float32) / 255)
+    manual = ((manual - torch.tensor(cfg["mean"])) / torch.tensor(cfg["std"])).permute(2, 0, 1)
+    assert (pixel_values[0] - manual).abs().mean() < 0.05  # resize kernels differ slightly
+
+
+def test_loss_uses_pos_weight_and_one_step_lowers_it(timm_tiny):
+    torch.manual_seed(0)
+    model = DLDFDForImageClassification.from_timm(timm_tiny, pos_weight=0.25).train()
+    x = torch.randn(8, 3, 64, 64)
+    labels = torch.tensor([0, 1, 1, 1, 1, 0, 1, 1])
+    out = model(pixel_values=x, labels=labels)
+    z = model.dldfd(x)[:, 0]
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        z, labels.float(), pos_weight=torch.tensor(0.25))
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-4)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.eval()  # fixed BN statistics: the comparison below sees only the weight update
+    before = model(pixel_values=x, labels=labels).loss
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = model(pixel_values=x, labels=labels).loss
+    assert after.item() < before.item()
+
+
+def test_two_logit_head_uses_cross_entropy():
+    model = DLDFDForImageClassification(DLDFDConfig.from_timm(timm.create_model("dldfd_tiny"), head_num_classes=2))
+    x = torch.randn(4, 3, 64, 64)
+    labels = torch.tensor([0, 1, 0, 1])
+    out = model(pixel_values=x, labels=labels)
+    assert out.logits.shape == (4, 2)
+    assert out.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(out.logits, labels).item(), rel=1e-5)
+
+
+def test_bad_inputs_raise_clear_errors(timm_tiny):
+    model = DLDFDForImageClassification.from_timm(timm_tiny)
+    with pytest.raises(ValueError, match="pixel_values is required"):
+        model()
+    with pytest.raises(ValueError, match=r"\(batch, 3, height, width\)"):
+        model(pixel_values=torch.randn(1, 1, 64, 64))
+    with pytest.raises(ValueError, match=r"labels must be shaped \(batch,\)"):
+        model(pixel_values=torch.randn(2, 3, 64, 64), labels=torch.tensor([[0, 1], [1, 0]]))
