@@ -1,0 +1,180 @@
+"""``dldfd build-ffpp`` / ``dldfd merge-ffpp``: the FaceForensics++ face-crop corpus."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Optional
+
+from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, OPTIONAL_METHODS
+
+if TYPE_CHECKING:
+    from ..data.build import BuildConfig
+
+_UNSET = object()  # --frames-per-video not given (None means "all")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    build = subparsers.add_parser(
+        "build-ffpp",
+        help="build the FF++ face-crop corpus (a datasets DatasetDict) from an FF++ tree",
+        description="Crop the faces of every video of a FaceForensics++ tree into a DatasetDict "
+        "(train/validation/test) that datasets.load_from_disk(OUTPUT) opens. Interrupted builds "
+        "resume where they stopped; undecodable videos are skipped and listed in OUTPUT/failed.json.",
+    )
+    build.add_argument("root", help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
+    build.add_argument("output", help="corpus folder (created; an unfinished one is resumed)")
+    build.add_argument("--preset", choices=["paper"], help="paper: c40, every frame, the four methods (options given explicitly win)")
+    build.add_argument("--compression", choices=COMPRESSIONS, help="FF++ quality level (default c40)")
+    build.add_argument(
+        "--methods", nargs="+", metavar="METHOD", choices=DEFAULT_METHODS + OPTIONAL_METHODS, help="manipulation methods (default: the four FF++ methods)"
+    )
+    build.add_argument("--frames-per-video", type=_frames, default=_UNSET, help="evenly spaced frames per video, or 'all' (default 32)")
+    build.add_argument("--crop-size", type=int, help="side of the stored face crops (default 224)")
+    build.add_argument("--image-format", choices=["png", "jpeg"], help="crop encoding (default png, lossless)")
+    build.add_argument("--jpeg-quality", type=int, help="JPEG quality (default 95)")
+    build.add_argument("--splits-dir", help="folder with train.json/val.json/test.json (default: the official splits)")
+    build.add_argument("--allow-missing", action="store_true", help="build the videos present even if the splits list more")
+    build.add_argument("--retry-failed", action="store_true", help="try the videos that failed in an earlier run again")
+    build.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
+    build.add_argument("--shard-index", type=int, default=0, help="this machine's shard (with --num-shards)")
+    build.add_argument("--num-shards", type=int, default=1, help="machines sharing the build; join with `dldfd merge-ffpp`")
+    build.add_argument("--device", default="cpu", help="face detector device (cpu, cuda, cuda:1, ...)")
+    build.add_argument("--batch-size", type=int, default=16, help="frames per face-detection batch")
+    _add_publish_args(build)
+    build.add_argument("--quiet", action="store_true", help="no progress bar")
+    build.set_defaults(func=run_build)
+
+    merge = subparsers.add_parser(
+        "merge-ffpp",
+        help="join the shard folders of a multi-machine build-ffpp into one corpus",
+        description="Join shard folders built with --shard-index/--num-shards into the corpus OUTPUT. "
+        "Without SHARD_DIR, the shards were all written into OUTPUT (a shared disk).",
+    )
+    merge.add_argument("output", help="corpus folder to write")
+    merge.add_argument("shard_dirs", nargs="*", metavar="SHARD_DIR", help="shard build folders (default: OUTPUT)")
+    _add_publish_args(merge)
+    merge.set_defaults(func=run_merge)
+
+
+def _add_publish_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parquet", metavar="DIR", help="also export Hub-layout Parquet shards and the dataset card to DIR")
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO_ID", help="upload to a PRIVATE Hub dataset repo (FF++ may not be redistributed); token from HF_TOKEN / hf auth login"
+    )
+
+
+def _frames(value: str) -> Optional[int]:
+    if value == "all":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of frames or 'all', got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"frames per video must be >= 1, got {n}")
+    return n
+
+
+def resolve_options(args: argparse.Namespace) -> tuple[BuildConfig, tuple[str, ...]]:
+    """Defaults, then the preset, then the options given on the command line."""
+    from ..data.build import PRESETS, BuildConfig
+
+    values: dict = {"methods": DEFAULT_METHODS}
+    if args.preset:
+        values.update(PRESETS[args.preset])
+    given = {
+        "compression": args.compression,
+        "crop_size": args.crop_size,
+        "image_format": args.image_format,
+        "jpeg_quality": args.jpeg_quality,
+        "methods": tuple(args.methods) if args.methods else None,
+    }
+    values.update({k: v for k, v in given.items() if v is not None})
+    if args.frames_per_video is not _UNSET:
+        values["frames_per_video"] = args.frames_per_video
+    methods = tuple(values.pop("methods"))
+    return BuildConfig(**values), methods
+
+
+def run_build(args: argparse.Namespace) -> int:
+    return _guarded(lambda: _build(args))
+
+
+def _build(args: argparse.Namespace) -> int:
+    from ..data.build import build_corpus
+
+    config, methods = resolve_options(args)
+    summary = build_corpus(
+        args.root,
+        args.output,
+        config,
+        methods=methods,
+        splits_dir=args.splits_dir,
+        num_proc=args.num_proc,
+        shard_index=args.shard_index,
+        num_shards=args.num_shards,
+        allow_missing=args.allow_missing,
+        retry_failed=args.retry_failed,
+        device=args.device,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    rate = summary.frames / summary.seconds if summary.seconds else 0.0
+    print(
+        f"{summary.built} video(s) built, {summary.skipped} already done, {len(summary.failed)} failed "
+        f"({summary.frames} frames, {rate:.1f} frames/s)"
+    )
+    for result in summary.failed:
+        print(f"  skipped {result.method}/{result.video_id}: {result.error}", file=sys.stderr)
+    if not summary.finalized:
+        print(
+            f"shard {args.shard_index} of {args.num_shards} done in {args.output}; when every shard is done, run "
+            f"`dldfd merge-ffpp OUTPUT SHARD_DIR ...`"
+        )
+        return 0
+    _print_report(summary.report, args.output)
+    _publish(args)
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from ..data.build import merge_shards
+
+    def merge() -> int:
+        report = merge_shards(args.output, args.shard_dirs)
+        _print_report(report, args.output)
+        _publish(args)
+        return 0
+
+    return _guarded(merge)
+
+
+def _print_report(report: dict, output: str) -> None:
+    from ..data.build import report_table
+
+    print(report_table(report))
+    if report["failed"]:
+        print(f"{len(report['failed'])} video(s) could not be decoded: listed in {output}/failed.json")
+    print(f"corpus written to {output} (datasets.load_from_disk)")
+
+
+def _publish(args: argparse.Namespace) -> None:
+    from ..data.publish import export_parquet, push_corpus_to_hub
+
+    if args.parquet:
+        print(f"Parquet export and dataset card written to {export_parquet(args.output, args.parquet)}")
+    if args.push_to_hub:
+        print(f"pushed (private) to {push_corpus_to_hub(args.output, args.push_to_hub)}")
+
+
+def _guarded(action) -> int:
+    """Expected failures (bad layout, split files, settings) print one clear line, no traceback."""
+    from ..data.build import BuildError
+    from ..data.ffpp import FFPPLayoutError, SplitFileError
+
+    try:
+        return action()
+    except (FFPPLayoutError, SplitFileError, BuildError, FileExistsError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,42 @@
+"""FaceForensics++ data: layout and official splits (:mod:`.ffpp`), the corpus builder
+(:mod:`.build`), the paper's protocols (:mod:`.protocols`) and real-face pseudo-fakes (:mod:`.synth`).
+
+Only the light, dependency-free layout API is imported here; the builder and synthesis pull in
+torch, PyAV and datasets, so import them from their modules.
+"""
+
+from .ffpp import (
+    COMPRESSIONS,
+    DEFAULT_METHODS,
+    LABEL_NAMES,
+    METHOD_NAMES,
+    OPTIONAL_METHODS,
+    SPLITS,
+    FFPPIndex,
+    FFPPLayoutError,
+    FFPPVideo,
+    SplitFileError,
+    Splits,
+    format_table1,
+    index_ffpp,
+    load_splits,
+    official_splits_dir,
+)
+
+__all__ = [
+    "COMPRESSIONS",
+    "DEFAULT_METHODS",
+    "LABEL_NAMES",
+    "METHOD_NAMES",
+    "OPTIONAL_METHODS",
+    "SPLITS",
+    "FFPPIndex",
+    "FFPPLayoutError",
+    "FFPPVideo",
+    "SplitFileError",
+    "Splits",
+    "format_table1",
+    "index_ffpp",
+    "load_splits",
+    "official_splits_dir",
+]

@@ -1,0 +1,683 @@
+"""Build the FaceForensics++ face-crop corpus as a ``datasets.DatasetDict`` (train/validation/test).
+
+The work is done one video at a time. Each video's face crops are streamed into a Parquet file
+(``OUTPUT/_build/videos/<split>/<method>/<video_id>.parquet``) written under a temporary name and
+renamed when complete, so a unit on disk is always whole and a killed build resumes where it
+stopped: finished videos are skipped, half-written temporaries are discarded. A video that cannot be
+decoded is recorded under ``_build/failed/`` and listed in ``OUTPUT/failed.json``; it does not stop
+the build.
+
+Work is spread over processes (``num_proc``) and over machines (``shard_index``/``num_shards``:
+each machine builds the videos whose key hashes to its shard, then :func:`merge_shards` joins the
+shard folders). Finalising reads the units in a fixed order (split, method, video id, frame index),
+so the corpus does not depend on the order the videos were processed in, and writes the
+``DatasetDict`` with ``dataset_dict.json`` last: its presence marks a complete corpus.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+import zlib
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+
+from .ffpp import (
+    DEFAULT_METHODS,
+    LABEL_NAMES,
+    METHOD_NAMES,
+    ORIGINAL,
+    SPLITS,
+    FFPPVideo,
+    counts_by_split,
+    format_table1,
+    index_ffpp,
+)
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+WORK_DIR = "_build"
+REPORT_FILE = "build_report.json"
+FAILED_FILE = "failed.json"
+FORMAT_VERSION = 1
+IMAGE_FORMATS = ("png", "jpeg")
+_TMP_MARK = ".tmp-"
+_HOST = socket.gethostname().replace(os.sep, "_") or "host"
+
+# Presets fill in options the user did not give on the command line.
+PRESETS: dict[str, dict[str, Any]] = {
+    # The paper: FF++ low quality (c40), every frame, the four manipulation methods.
+    "paper": {"compression": "c40", "frames_per_video": None, "methods": DEFAULT_METHODS},
+}
+
+
+class BuildError(RuntimeError):
+    """The build cannot go on (mismatched settings, incomplete shards, a foreign output folder)."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings that decide the content of a video's rows; a resumed build must use the same."""
+
+    compression: str = "c40"
+    frames_per_video: Optional[int] = 32  # None: every frame
+    crop_size: int = 224
+    image_format: str = "png"
+    jpeg_quality: int = 95
+    scale: float = 1.3
+    select: str = "largest"
+    min_score: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.frames_per_video is not None and self.frames_per_video < 1:
+            raise ValueError(f"frames_per_video must be >= 1 or None (all frames), got {self.frames_per_video}")
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
+        if self.crop_size < 8:
+            raise ValueError(f"crop_size must be >= 8, got {self.crop_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BuildConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def corpus_features():
+    """The row schema of the corpus (see DESIGN.md)."""
+    from datasets import ClassLabel, Features, Image, List, Value
+
+    return Features(
+        {
+            "image": Image(),
+            "label": ClassLabel(names=list(LABEL_NAMES)),
+            "method": ClassLabel(names=list(METHOD_NAMES)),
+            "video_id": Value("string"),
+            "frame_index": Value("int32"),
+            "box": List(Value("float32"), length=4),  # MTCNN box (x1, y1, x2, y2), frame pixels
+            "face_score": Value("float32"),
+            "landmarks": List(List(Value("float32"), length=2), length=5),  # crop pixels
+            "compression": Value("string"),
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The work folder: units, failures, shard manifests, the settings they were made with.
+
+
+class WorkDir:
+    """``OUTPUT/_build``: one Parquet unit per finished video, one JSON record per failed one."""
+
+    def __init__(self, output: PathLike):
+        self.output = Path(output)
+        self.path = self.output / WORK_DIR
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    def unit_path(self, split: str, method: str, video_id: str) -> Path:
+        return self.path / "videos" / split / method / f"{video_id}.parquet"
+
+    def failure_path(self, split: str, method: str, video_id: str) -> Path:
+        return self.path / "failed" / split / method / f"{video_id}.json"
+
+    def manifest_path(self, shard_index: int, num_shards: int) -> Path:
+        return self.path / "shards" / f"{shard_index:05d}-of-{num_shards:05d}.json"
+
+    def manifests(self) -> list[dict[str, Any]]:
+        folder = self.path / "shards"
+        if not folder.is_dir():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*-of-*.json"))]
+
+    def read_config(self) -> Optional[BuildConfig]:
+        if not self.config_path.is_file():
+            return None
+        data = json.loads(self.config_path.read_text())
+        if data.get("format_version") != FORMAT_VERSION:
+            raise BuildError(f"{self.config_path} was written by another corpus format ({data.get('format_version')})")
+        return BuildConfig.from_dict(data["config"])
+
+    def claim(self, config: BuildConfig) -> None:
+        """Start or resume a build here; refuses settings that differ from the units already built."""
+        if self.output.exists() and not self.path.is_dir():
+            entries = [p.name for p in self.output.iterdir()]
+            if entries:
+                raise BuildError(
+                    f"{self.output} exists and is not a corpus folder (no {WORK_DIR}/ inside; it holds "
+                    f"{', '.join(sorted(entries)[:5])}{' ...' if len(entries) > 5 else ''}); choose an empty or new OUTPUT"
+                )
+        previous = self.read_config()
+        if previous is None:
+            write_json_atomic(self.config_path, {"format_version": FORMAT_VERSION, "config": config.to_dict()})
+        elif previous != config:
+            diff = ", ".join(
+                f"{k}: built with {v!r}, now {getattr(config, k)!r}"
+                for k, v in previous.to_dict().items()
+                if getattr(config, k) != v
+            )
+            raise BuildError(
+                f"{self.output} was started with other settings ({diff}); resume with the same settings "
+                "or build into a new OUTPUT"
+            )
+
+    def remove_temporaries(self, this_host_only: bool = True) -> int:
+        """Delete half-written files left by killed runs (on a shared disk, only this host's)."""
+        mark = f"{_TMP_MARK}{_HOST}-" if this_host_only else _TMP_MARK
+        removed = 0
+        if self.path.is_dir():
+            for path in self.path.rglob(f"*{mark}*"):
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f"{path.name}{_TMP_MARK}{_HOST}-{os.getpid()}")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON under a temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def shard_of(video: FFPPVideo, num_shards: int) -> int:
+    """Stable shard of a video, the same on every machine and Python run."""
+    return zlib.crc32(video.key.encode()) % num_shards
+
+
+# --------------------------------------------------------------------------------------------
+# One video -> one unit.
+
+
+@dataclass
+class VideoResult:
+    split: str
+    method: str
+    video_id: str
+    ok: bool
+    frames: int = 0  # decoded
+    faces: int = 0  # rows written
+    error: str = ""
+
+
+class VideoProcessor:
+    """Decodes a video, crops its faces and writes the unit; one per process (holds the MTCNN)."""
+
+    def __init__(self, config: BuildConfig, device: str = "cpu", batch_size: int = 16):
+        from ..faces import FaceCropper
+
+        self.config = config
+        self.batch_size = batch_size
+        self.cropper = FaceCropper(
+            crop_size=config.crop_size,
+            scale=config.scale,
+            select=config.select,
+            min_score=config.min_score,
+            device=device,
+        )
+        self.features = corpus_features()
+        self.schema = self.features.arrow_schema
+
+    def __call__(self, video: FFPPVideo, work: WorkDir) -> VideoResult:
+        from ..video import VideoReadError
+
+        unit = work.unit_path(video.split, video.method, video.video_id)
+        failure = work.failure_path(video.split, video.method, video.video_id)
+        try:
+            frames, faces = self._write_unit(video, unit)
+        except VideoReadError as error:
+            write_json_atomic(
+                failure,
+                {"split": video.split, "method": video.method, "video_id": video.video_id, "path": str(video.path), "error": str(error)},
+            )
+            return VideoResult(video.split, video.method, video.video_id, ok=False, error=str(error))
+        failure.unlink(missing_ok=True)  # a retried video that now works
+        return VideoResult(video.split, video.method, video.video_id, ok=True, frames=frames, faces=faces)
+
+    def _frames(self, path: Path) -> Iterator:
+        from ..video import iter_frames, sample_frames
+
+        if self.config.frames_per_video is None:
+            return iter_frames(path)  # streamed: memory does not grow with the video's length
+        return iter(sample_frames(path, self.config.frames_per_video))
+
+    def _write_unit(self, video: FFPPVideo, unit: Path) -> tuple[int, int]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from ..video import VideoReadError
+
+        unit.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(unit)
+        frames = faces = 0
+        try:
+            with pq.ParquetWriter(tmp, self.schema) as writer:
+                for batch in _batched(self._frames(video.path), self.batch_size):
+                    rows = self._rows(video, batch)
+                    frames += len(batch)
+                    faces += len(rows)
+                    if rows:
+                        writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+                if frames == 0:
+                    raise VideoReadError(f"{video.path}: no frames could be decoded")
+                stats = {"path": str(video.path), "frames": frames, "faces": faces}
+                writer.add_key_value_metadata({"dldfd_video": json.dumps(stats)})
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, unit)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return frames, faces
+
+    def _rows(self, video: FFPPVideo, frames: Sequence) -> list[dict[str, Any]]:
+        detections = self.cropper([frame.image for frame in frames])
+        rows = []
+        for frame, faces in zip(frames, detections):
+            if not faces:
+                continue  # no face in this frame: it yields no row (counted in the report)
+            face = faces[0]
+            rows.append(
+                {
+                    "image": {"bytes": self._encode(face.crop), "path": None},
+                    "label": video.label,
+                    "method": METHOD_NAMES.index(video.method),
+                    "video_id": video.video_id,
+                    "frame_index": int(frame.index),
+                    "box": [float(v) for v in face.box],
+                    "face_score": float(face.score),
+                    "landmarks": landmarks_in_crop(face, self.config.crop_size),
+                    "compression": video.compression,
+                }
+            )
+        return rows
+
+    def _encode(self, image) -> bytes:
+        buffer = io.BytesIO()
+        if self.config.image_format == "png":
+            image.save(buffer, format="PNG")
+        else:
+            image.save(buffer, format="JPEG", quality=self.config.jpeg_quality)
+        return buffer.getvalue()
+
+
+def landmarks_in_crop(face, crop_size: int) -> list[list[float]]:
+    """MTCNN landmarks (frame pixels) mapped into the resized crop's pixels."""
+    x1, y1, x2, y2 = face.crop_box
+    sx, sy = crop_size / max(x2 - x1, 1), crop_size / max(y2 - y1, 1)
+    return [[float((x - x1) * sx), float((y - y1) * sy)] for x, y in face.landmarks]
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# Worker processes keep one VideoProcessor (MTCNN weights load once per process).
+_WORKER: Optional[VideoProcessor] = None
+
+
+def _init_worker(config: BuildConfig, device: str, batch_size: int, threads: int) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = VideoProcessor(config, device=device, batch_size=batch_size)
+
+
+def _work(video: FFPPVideo, output: str) -> VideoResult:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER(video, WorkDir(output))
+
+
+# --------------------------------------------------------------------------------------------
+# The build.
+
+
+@dataclass
+class BuildSummary:
+    """What one ``build_corpus`` call did."""
+
+    output: Path
+    total: int  # videos of this shard
+    skipped: int  # finished or failed in an earlier run
+    built: int
+    failed: list[VideoResult] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    finalized: bool = False
+    report: Optional[dict[str, Any]] = None
+
+
+def build_corpus(
+    root: PathLike,
+    output: PathLike,
+    config: Optional[BuildConfig] = None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    splits_dir: Optional[PathLike] = None,
+    num_proc: int = 1,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    allow_missing: bool = False,
+    retry_failed: bool = False,
+    device: str = "cpu",
+    batch_size: int = 16,
+    progress: bool = True,
+) -> BuildSummary:
+    """Build (or resume) the corpus of an FF++ tree into ``output``.
+
+    With ``num_shards == 1`` the ``DatasetDict`` is written at the end; a shard of several only
+    builds its units (join the shards with :func:`merge_shards`).
+    """
+    config = config or BuildConfig()
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index must be in [0, {num_shards}), got {shard_index}")
+    if num_proc < 1:
+        raise ValueError(f"num_proc must be >= 1, got {num_proc}")
+    index = index_ffpp(root, config.compression, methods, splits_dir=splits_dir, allow_missing=allow_missing)
+    work = WorkDir(output)
+    work.claim(config)
+    removed = work.remove_temporaries()
+    if removed:
+        logger.info("removed %d half-written file(s) of an interrupted run", removed)
+
+    videos = [v for v in index.videos if shard_of(v, num_shards) == shard_index]
+    write_json_atomic(
+        work.manifest_path(shard_index, num_shards),
+        {
+            "shard_index": shard_index,
+            "num_shards": num_shards,
+            "root": str(Path(root).resolve()),
+            "methods": list(index.methods),
+            "videos": [[v.split, v.method, v.video_id, str(v.path)] for v in videos],
+        },
+    )
+    for stale in (work.path / "shards").glob("*-of-*.json"):
+        if not stale.name.endswith(f"-of-{num_shards:05d}.json"):
+            stale.unlink()  # written with another --num-shards: those manifests no longer apply
+
+    def pending(v: FFPPVideo) -> bool:
+        if work.unit_path(v.split, v.method, v.video_id).is_file():
+            return False
+        return retry_failed or not work.failure_path(v.split, v.method, v.video_id).is_file()
+
+    todo = [v for v in videos if pending(v)]
+    summary = BuildSummary(output=Path(output), total=len(videos), skipped=len(videos) - len(todo), built=0)
+    start = time.perf_counter()
+    for result in _run(todo, work, config, num_proc, device, batch_size, progress, initial=summary.skipped, total=len(videos)):
+        if result.ok:
+            summary.built += 1
+            summary.frames += result.frames
+        else:
+            summary.failed.append(result)
+            logger.warning("skipped %s/%s (%s): %s", result.method, result.video_id, result.split, result.error)
+    summary.seconds = time.perf_counter() - start
+    if num_shards == 1:
+        summary.report = finalize_corpus(output, [output])
+        summary.finalized = True
+    return summary
+
+
+def _run(
+    todo: list[FFPPVideo],
+    work: WorkDir,
+    config: BuildConfig,
+    num_proc: int,
+    device: str,
+    batch_size: int,
+    progress: bool,
+    initial: int,
+    total: int,
+) -> Iterator[VideoResult]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=initial, unit="video", desc="build-ffpp", disable=not progress, smoothing=0.1)
+    frames, start = 0, time.perf_counter()
+
+    def advance(result: VideoResult) -> VideoResult:
+        nonlocal frames
+        frames += result.frames
+        bar.update(1)
+        bar.set_postfix(frames_per_s=f"{frames / max(time.perf_counter() - start, 1e-9):.1f}", failed_now=int(not result.ok), refresh=False)
+        return result
+
+    try:
+        if not todo:
+            return
+        if num_proc == 1:
+            processor = VideoProcessor(config, device=device, batch_size=batch_size)
+            for video in todo:
+                yield advance(processor(video, work))
+            return
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // num_proc)
+        # spawn: forking a process that already runs torch threads can deadlock.
+        with ProcessPoolExecutor(
+            max_workers=num_proc,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(config, device, batch_size, threads),
+        ) as pool:
+            queue = iter(todo)
+            running = set()
+            try:
+                while True:
+                    # A short queue keeps memory flat and lets Ctrl-C stop quickly.
+                    while len(running) < 2 * num_proc:
+                        video = next(queue, None)
+                        if video is None:
+                            break
+                        running.add(pool.submit(_work, video, str(work.output)))
+                    if not running:
+                        break
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield advance(future.result())
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Finalising and merging.
+
+
+def merge_shards(output: PathLike, shard_dirs: Sequence[PathLike] = ()) -> dict[str, Any]:
+    """Join shard folders (built with ``shard_index``/``num_shards``) into the corpus at ``output``.
+
+    ``shard_dirs`` defaults to ``[output]`` (every machine wrote into one shared folder). Checks
+    that every shard is present once, was built with the same settings, and is complete.
+    """
+    dirs = [Path(d) for d in shard_dirs] or [Path(output)]
+    return finalize_corpus(output, dirs)
+
+
+def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike]) -> dict[str, Any]:
+    """Write ``output`` as a ``DatasetDict`` from the units of ``shard_dirs``; returns the report."""
+    output = Path(output)
+    works = [WorkDir(d) for d in shard_dirs]
+    config, manifests = _check_shards(works)
+    out_work = WorkDir(output)
+    if out_work.path.resolve() not in {w.path.resolve() for w in works}:
+        out_work.claim(config)
+    out_work.remove_temporaries(this_host_only=False)
+
+    units: dict[str, list[Path]] = {s: [] for s in SPLITS}
+    failed, seen = [], set()
+    method_order = {m: i for i, m in enumerate(METHOD_NAMES)}
+    entries = []
+    for work, manifest in manifests:
+        for split, method, video_id, path in manifest["videos"]:
+            if (split, method, video_id) in seen:
+                raise BuildError(f"video {method}/{video_id} appears in two shards")
+            seen.add((split, method, video_id))
+            entries.append((split, method, video_id, work))
+    entries.sort(key=lambda e: (SPLITS.index(e[0]), method_order[e[1]], e[2]))
+    video_stats = []
+    for split, method, video_id, work in entries:
+        unit = work.unit_path(split, method, video_id)
+        if unit.is_file():
+            units[split].append(unit)
+            video_stats.append((split, method, video_id, _unit_stats(unit)))
+        else:
+            failed.append(json.loads(work.failure_path(split, method, video_id).read_text()))
+
+    from datasets import Dataset, DatasetDict
+
+    features = corpus_features()
+    cache = out_work.path / "cache"
+    staging = out_work.path / f"final{_TMP_MARK}{_HOST}-{os.getpid()}"
+    trash = out_work.path / f"trash{_TMP_MARK}{_HOST}-{os.getpid()}"
+    try:
+        splits = {}
+        for split in SPLITS:
+            if units[split]:
+                splits[split] = Dataset.from_parquet(
+                    [str(p) for p in units[split]], split=split, features=features, cache_dir=str(cache)
+                )
+            else:
+                splits[split] = Dataset.from_dict({name: [] for name in features}, features=features, split=split)
+        DatasetDict(splits).save_to_disk(str(staging))
+        del splits
+        report = _report(config, manifests, video_stats, failed)
+        (output / "dataset_dict.json").unlink(missing_ok=True)  # from here on: not a complete corpus
+        trash.mkdir(parents=True, exist_ok=True)
+        for split in SPLITS:
+            if (output / split).exists():
+                os.replace(output / split, trash / split)
+            os.replace(staging / split, output / split)
+        write_json_atomic(output / REPORT_FILE, report)
+        write_json_atomic(output / FAILED_FILE, failed)
+        # Last: the marker that load_from_disk reads.
+        write_json_atomic(output / "dataset_dict.json", {"splits": list(SPLITS)})
+    finally:
+        for path in (staging, trash, cache):
+            shutil.rmtree(path, ignore_errors=True)
+    return report
+
+
+def _check_shards(works: Sequence[WorkDir]) -> tuple[BuildConfig, list[tuple[WorkDir, dict[str, Any]]]]:
+    config: Optional[BuildConfig] = None
+    manifests: list[tuple[WorkDir, dict[str, Any]]] = []
+    for work in works:
+        found = work.read_config()
+        if found is None:
+            raise BuildError(f"{work.output} is not a corpus build folder (no {WORK_DIR}/config.json)")
+        if config is not None and found != config:
+            raise BuildError(f"{work.output} was built with other settings than {works[0].output}: {found} vs {config}")
+        config = found
+        for manifest in work.manifests():
+            manifests.append((work, manifest))
+    assert config is not None
+    counts = {m["num_shards"] for _, m in manifests}
+    if len(counts) != 1:
+        raise BuildError(f"the shard folders were built with different --num-shards: {sorted(counts)}")
+    num_shards = counts.pop()
+    indices = Counter(m["shard_index"] for _, m in manifests)
+    twice = sorted(i for i, n in indices.items() if n > 1)
+    if twice:
+        raise BuildError(f"shard(s) {twice} of {num_shards} found in more than one folder")
+    absent = sorted(set(range(num_shards)) - set(indices))
+    if absent:
+        raise BuildError(
+            f"shard(s) {absent} of {num_shards} missing: pass every shard folder "
+            f"(built with --shard-index i --num-shards {num_shards})"
+        )
+    for work, manifest in manifests:
+        todo = [
+            f"{method}/{video_id}"
+            for split, method, video_id, _ in manifest["videos"]
+            if not work.unit_path(split, method, video_id).is_file()
+            and not work.failure_path(split, method, video_id).is_file()
+        ]
+        if todo:
+            raise BuildError(
+                f"shard {manifest['shard_index']} of {num_shards} in {work.output} is incomplete: "
+                f"{len(todo)} of {len(manifest['videos'])} videos not built yet (e.g. {', '.join(todo[:3])}); "
+                "rerun its build-ffpp command to finish it"
+            )
+    return config, sorted(manifests, key=lambda wm: wm[1]["shard_index"])
+
+
+def _unit_stats(unit: Path) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(unit)
+    return json.loads(meta.metadata[b"dldfd_video"])
+
+
+def _report(
+    config: BuildConfig,
+    manifests: list[tuple[WorkDir, dict[str, Any]]],
+    video_stats: list[tuple[str, str, str, dict[str, Any]]],
+    failed: list[dict[str, Any]],
+) -> dict[str, Any]:
+    methods = list(dict.fromkeys(m for _, man in manifests for m in man["methods"]))
+    videos = counts_by_split(((s, m) for s, m, _, st in video_stats if st["faces"] > 0), methods)
+    images: dict[str, dict[str, int]] = {s: {m: 0 for m in (ORIGINAL, *methods)} for s in SPLITS}
+    for split, method, _, stats in video_stats:
+        images[split][method] += stats["faces"]
+    return {
+        "config": config.to_dict(),
+        "methods": methods,
+        "num_shards": manifests[0][1]["num_shards"] if manifests else 1,
+        "videos": videos,
+        "images": images,
+        "class_images": {
+            s: {"real": images[s][ORIGINAL], "fake": sum(n for m, n in images[s].items() if m != ORIGINAL)} for s in SPLITS
+        },
+        "frames_decoded": sum(st["frames"] for *_, st in video_stats),
+        "frames_without_face": sum(st["frames"] - st["faces"] for *_, st in video_stats),
+        "videos_without_face": [f"{m}/{v}" for _, m, v, st in video_stats if st["faces"] == 0],
+        "failed": [f"{f['method']}/{f['video_id']}" for f in failed],
+    }
+
+
+def read_report(output: PathLike) -> dict[str, Any]:
+    """The ``build_report.json`` of a finished corpus."""
+    path = Path(output) / REPORT_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {output} is not a finished corpus (run build-ffpp / merge-ffpp)")
+    return json.loads(path.read_text())
+
+
+def report_table(report: dict[str, Any]) -> str:
+    """The paper's Table 1 for a built corpus: images and videos per split and method."""
+    return format_table1(report["videos"], report["images"], methods=report["methods"])

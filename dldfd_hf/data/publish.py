@@ -1,0 +1,128 @@
+"""Dataset card, Parquet export and the private Hub upload of a built FF++ corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Union
+
+from .build import _TMP_MARK, read_report, report_table
+from .ffpp import SPLITS
+
+PathLike = Union[str, Path]
+
+CARD_TEMPLATE = "ffpp_dataset_card.md"
+_MAX_SHARD_BYTES = 500 * 2**20
+
+
+def render_dataset_card(corpus_dir: PathLike, pretty_name: str = "FaceForensics++ face crops (DLDFD)") -> str:
+    """The dataset card (README.md) of a built corpus: terms of use, statistics, fields, settings."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    report = read_report(corpus_dir)
+    config = report["config"]
+    images = sum(sum(c.values()) for c in report["class_images"].values())
+    train = report["class_images"]["train"]
+    card_data = DatasetCardData(
+        pretty_name=pretty_name,
+        license="other",
+        license_name="faceforensics-terms-of-use",
+        license_link="http://kaldir.vc.in.tum.de/faceforensics_tos.pdf",
+        task_categories=["image-classification"],
+        tags=["deepfake-detection", "faceforensics", "face-forgery", "dldfd"],
+        size_categories=[_size_category(images)],
+        configs=[
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in SPLITS],
+            }
+        ],
+    )
+    template = resources.files("dldfd_hf") / "templates" / CARD_TEMPLATE
+    frames = config["frames_per_video"]
+    card = DatasetCard.from_template(
+        card_data,
+        template_str=template.read_text(),
+        pretty_name=pretty_name,
+        config=config,
+        config_json=json.dumps(config, indent=2),
+        frames_label="every frame" if frames is None else f"{frames} evenly spaced frames",
+        report=report,
+        table=report_table(report),
+        class_images=report["class_images"],
+        fake_ratio=train["fake"] / train["real"] if train["real"] else float("nan"),
+        pos_weight=train["real"] / train["fake"] if train["fake"] else float("nan"),
+    )
+    return str(card)
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return label
+    return "1M<n<10M"
+
+
+def export_parquet(corpus_dir: PathLike, dest: PathLike, max_shard_bytes: int = _MAX_SHARD_BYTES) -> Path:
+    """Write the corpus as Hub-layout Parquet: ``dest/data/<split>-NNNNN-of-NNNNN.parquet`` + README.md.
+
+    ``datasets.load_dataset(dest)`` opens it as train/validation/test. ``dest`` must not exist yet;
+    it appears complete or not at all.
+    """
+    from datasets import load_from_disk
+
+    dest = Path(dest)
+    if dest.exists():
+        raise FileExistsError(f"{dest} already exists: choose a new folder for the Parquet export")
+    corpus = load_from_disk(str(corpus_dir))
+    card = render_dataset_card(corpus_dir)
+    staging = dest.with_name(f"{dest.name}{_TMP_MARK}{os.getpid()}")
+    try:
+        (staging / "data").mkdir(parents=True)
+        for split in SPLITS:
+            ds = corpus[split]
+            num_shards = max(1, math.ceil(ds.data.nbytes / max_shard_bytes))
+            for i in range(num_shards):
+                name = f"{split}-{i:05d}-of-{num_shards:05d}.parquet"
+                ds.shard(num_shards, i, contiguous=True).to_parquet(str(staging / "data" / name))
+        (staging / "README.md").write_text(card)
+        os.replace(staging, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def push_corpus_to_hub(
+    corpus_dir: PathLike,
+    repo_id: str,
+    token: Optional[str] = None,
+    max_shard_size: str = "500MB",
+) -> str:
+    """Upload the corpus to a **private** Hub dataset repo, with its dataset card.
+
+    FaceForensics++ may not be redistributed, so the repo is always created private, and an existing
+    public repo is refused.
+    """
+    from datasets import load_from_disk
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
+    if not api.repo_info(repo_id, repo_type="dataset").private:
+        raise PermissionError(
+            f"{repo_id} exists and is public: FaceForensics++ data may only go to a private repo"
+        )
+    # The card goes first: push_to_hub then merges its dataset_info into this README's metadata.
+    api.upload_file(
+        path_or_fileobj=render_dataset_card(corpus_dir).encode(),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        repo_type="dataset",
+        commit_message="Dataset card",
+    )
+    load_from_disk(str(corpus_dir)).push_to_hub(repo_id, private=True, token=token, max_shard_size=max_shard_size)
+    return str(url)
