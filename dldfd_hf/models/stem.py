@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Type, Union
+import contextlib
+from typing import Callable, Optional, Tuple, Type, Union
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from timm.layers import create_act_layer, get_act_layer, get_norm_layer
+
+from .fused_stem import compose_linear, conv_act_proj, fold_batchnorm
 
 LayerSpec = Optional[Union[str, Type[nn.Module], Callable[..., nn.Module]]]
 
@@ -38,6 +42,16 @@ class AugmentedStem(nn.Module):
     input, so their concatenation is exactly one 3x3 convolution with
     ``num_branches * branch_chans`` outputs; we store and run it as that single conv
     (``branch_weights`` exposes the per-branch view).
+
+    With ``fused=True`` (default) the forward pass never materialises the wide hidden tensor
+    (``hidden_chans`` channels at full resolution): BatchNorm is folded into the 3x3 conv (running
+    statistics in eval, exact batch statistics in training), ``conv -> act -> proj`` runs in
+    cache-sized tiles, and in training the tiles are recomputed in backward instead of stored.
+    Without an activation the stem collapses into a single 3x3 conv. Outputs and gradients equal
+    :meth:`forward_reference` up to float rounding; BatchNorm running statistics are updated once
+    per forward, as with the reference. The reference path is used instead for layers the fusion
+    does not cover (norms other than BatchNorm2d, activations with parameters, modified convs,
+    forward hooks on the sub-modules) and, in training, under ``torch.compile`` / export tracing.
     """
 
     def __init__(
@@ -48,6 +62,7 @@ class AugmentedStem(nn.Module):
         num_branches: int = 3,
         norm_layer: LayerSpec = "batchnorm",
         act_layer: LayerSpec = "relu",
+        fused: bool = True,
     ) -> None:
         super().__init__()
         for name, value in (("in_chans", in_chans), ("out_chans", out_chans),
@@ -61,6 +76,7 @@ class AugmentedStem(nn.Module):
         self.branch_chans = branch_chans
         self.num_branches = num_branches
         self.hidden_chans = branch_chans * num_branches
+        self.fused = bool(fused)
         # A bias before BN is redundant; without a norm the conv keeps its bias (paper-literal variant).
         self.conv = nn.Conv2d(in_chans, self.hidden_chans, 3, padding=1, bias=norm is None)
         self.norm = norm(self.hidden_chans) if norm is not None else nn.Identity()
@@ -71,6 +87,89 @@ class AugmentedStem(nn.Module):
         """The weights of the individual 3x3 branches (views into the fused conv)."""
         return list(self.conv.weight.split(self.branch_chans, dim=0))
 
+    def extra_repr(self) -> str:
+        return f"fused={self.fused}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.fused and self.can_fuse()):
+            return self.forward_reference(x)
+        if _capturing_graph():
+            # Compilers and exporters get plain ops (no Python tile loop); in eval the BN fold
+            # still applies, in training nn.BatchNorm2d's own kernel keeps the graph simple.
+            return self.forward_reference(x) if self._uses_batch_stats() else self._forward_folded(x)
+        return self._forward_fused(x)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The unfused definition: conv3x3 -> norm -> act -> conv1x1, layer by layer."""
         return self.proj(self.act(self.norm(self.conv(x))))
 
+    def can_fuse(self) -> bool:
+        """Whether the fused path computes exactly what :meth:`forward_reference` does."""
+        conv, proj, norm, act = self.conv, self.proj, self.norm, self.act
+        plain_convs = (
+            type(conv) is nn.Conv2d and type(proj) is nn.Conv2d
+            and conv.kernel_size == (3, 3) and conv.stride == (1, 1) and conv.padding == (1, 1)
+            and conv.dilation == (1, 1) and conv.groups == 1 and conv.padding_mode == "zeros"
+            and proj.kernel_size == (1, 1) and proj.stride == (1, 1) and proj.padding == (0, 0)
+            and proj.groups == 1
+        )
+        # Subclasses that override forward (timm's BatchNormAct2d, ...) compute something else.
+        foldable_norm = type(norm) is nn.Identity or (
+            isinstance(norm, nn.BatchNorm2d) and type(norm).forward is nn.BatchNorm2d.forward
+        )
+        stateless_act = next(act.parameters(), None) is None and next(act.buffers(), None) is None
+        hooked = any(m._forward_hooks or m._forward_pre_hooks for m in (conv, norm, act, proj))
+        return plain_convs and foldable_norm and stateless_act and not hooked
+
+    def _uses_batch_stats(self) -> bool:
+        norm = self.norm
+        return isinstance(norm, nn.BatchNorm2d) and (
+            norm.training or (norm.running_mean is None and norm.running_var is None)
+        )
+
+    def _folded_conv(self, x: torch.Tensor) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Weight and bias of the 3x3 conv with the norm folded in (recomputed on every call, so it
+        always reflects the current parameters and statistics)."""
+        if isinstance(self.norm, nn.BatchNorm2d):
+            return fold_batchnorm(self.conv.weight, self.conv.bias, self.norm, x)
+        return self.conv.weight, self.conv.bias
+
+    def _forward_folded(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self._folded_conv(x)
+        weight = weight.to(x.dtype)
+        bias = bias.to(x.dtype) if bias is not None else None
+        if isinstance(self.act, nn.Identity):
+            weight, bias = compose_linear(weight, bias, self.proj.weight, self.proj.bias)
+            return F.conv2d(x, weight, bias, padding=1)
+        return self.proj(self.act(F.conv2d(x, weight, bias, padding=1)))
+
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        device_type = x.device.type
+        dtype = x.dtype
+        autocast = device_type in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device_type)
+        if autocast and x.is_floating_point():
+            dtype = torch.get_autocast_dtype(device_type)
+        # Under autocast we choose the compute dtype ourselves; the casts below are differentiable.
+        context = torch.autocast(device_type, enabled=False) if autocast else contextlib.nullcontext()
+        with context:
+            weight, bias = self._folded_conv(x)
+            proj_weight, proj_bias = self.proj.weight, self.proj.bias
+            if proj_bias is None:
+                proj_bias = proj_weight.new_zeros(self.out_chans)
+            if isinstance(self.act, nn.Identity):
+                weight, bias = compose_linear(weight.float(), None if bias is None else bias.float(),
+                                              proj_weight.float(), proj_bias.float())
+                return F.conv2d(x.to(dtype), weight.to(dtype), bias.to(dtype), padding=1)
+            if bias is None:
+                bias = weight.new_zeros(self.hidden_chans)
+            return conv_act_proj(
+                x.to(dtype), weight.to(dtype), bias.to(dtype), proj_weight.to(dtype), proj_bias.to(dtype), self.act
+            )
+
+
+def _capturing_graph() -> bool:
+    """True while torch.compile / torch.export / TorchScript / the ONNX exporter trace the model."""
+    return (
+        torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling()
+        or torch.onnx.is_in_onnx_export()
+    )
