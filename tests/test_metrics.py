@@ -110,8 +110,8 @@ VIDEO_FRAMES = [
     ("original", "000", 0, 0.1),
     ("original", "000", 0, 0.2),        # 0 of 2 -> real; mean 0.15
     ("original", "003", 0, 0.7),
-    ("original", "003", 0, 0.6),
-    ("original", "003", 0, 0.2),        # 2 of 3 fake -> fake (wrong); mean 0.5
+    ("original", "003", 0, 0.65),
+    ("original", "003", 0, 0.2),        # 2 of 3 fake -> fake (wrong); mean 0.517
     ("FaceSwap", "003_000", 1, 0.55),   # 1 of 1 -> fake; mean 0.55
 ]
 
@@ -136,7 +136,7 @@ def test_video_metrics_majority_vote_and_mean_prob_auc():
     result = video_metrics(labels, probs, methods, ids)
     video_labels = [1, 1, 0, 0, 1]
     voted = [1, 0, 0, 1, 1]
-    mean_probs = [np.mean([0.9, 0.8, 0.3]), np.mean([0.4, 0.45, 0.95]), 0.15, 0.5, 0.55]
+    mean_probs = [np.mean([0.9, 0.8, 0.3]), np.mean([0.4, 0.45, 0.95]), 0.15, np.mean([0.7, 0.65, 0.2]), 0.55]
     assert result["num_videos"] == 5 and (result["num_real"], result["num_fake"]) == (2, 3)
     assert result["tcr"] == pytest.approx(accuracy_score(video_labels, voted))  # 3/5
     assert result["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(video_labels, voted))
@@ -154,10 +154,10 @@ def test_per_method_breakdown():
     assert (fs["num_frames"], fs["num_videos"]) == (4, 2)
     assert fs["frame_accuracy"] == pytest.approx(2 / 4)        # 0.95 and 0.55 are >= 0.5
     assert fs["video_accuracy"] == pytest.approx(1 / 2)
-    real_frames = [0.1, 0.2, 0.7, 0.6, 0.2]
+    real_frames = [0.1, 0.2, 0.7, 0.65, 0.2]
     fs_frames = [0.4, 0.45, 0.95, 0.55]
     assert fs["frame_auc"] == pytest.approx(roc_auc_score([0] * 5 + [1] * 4, real_frames + fs_frames))
-    assert fs["video_auc"] == pytest.approx(roc_auc_score([0, 0, 1, 1], [0.15, 0.5, 0.6, 0.55]))
+    assert fs["video_auc"] == pytest.approx(roc_auc_score([0, 0, 1, 1], [0.15, np.mean([0.7, 0.65, 0.2]), 0.6, 0.55]))
     real = breakdown["original"]
     assert real["video_accuracy"] == pytest.approx(1 / 2) and "frame_auc" not in real
     assert real["mean_fake_prob"] == pytest.approx(np.mean(real_frames))

@@ -1,0 +1,113 @@
+"""Training state and checkpoints that resume exactly.
+
+A checkpoint is ``OUTPUT_DIR/checkpoints/step_00000123/`` holding what ``accelerator.save_state``
+writes (model, optimizer, scheduler, grad scaler, RNG states), plus:
+
+- ``trainer_state.json``: epoch, batches already consumed in that epoch, optimizer steps, the
+  validation history and the best metric so far (JSON: readable, nothing to unpickle);
+- ``config.json``: the model's :class:`~dldfd_hf.DLDFDConfig`, so the checkpoint folder is also a
+  model folder (``dldfd_hf.hub.load_model`` / ``examples/evaluate.py --model`` read it).
+
+It is written to a temporary sibling and renamed into place, so a run killed while saving leaves
+no half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+__all__ = ["TrainState", "find_checkpoint", "list_checkpoints", "save_checkpoint", "load_checkpoint"]
+
+STATE_NAME = "trainer_state.json"
+_CHECKPOINT = re.compile(r"^step_(\d+)$")
+
+
+@dataclass
+class TrainState:
+    """Where training stands: enough to continue exactly where a checkpoint was taken."""
+
+    epoch: int = 0
+    """The epoch in progress (0-based)."""
+    batches_in_epoch: int = 0
+    """Batches of ``epoch`` already consumed (skipped when resuming)."""
+    global_step: int = 0
+    """Optimizer steps taken."""
+    loss_sum: float = 0.0
+    """Sum of this process's batch losses in ``epoch`` so far (for the epoch's mean training loss)."""
+    best_metric: Optional[float] = None
+    best_epoch: Optional[int] = None
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    """One entry per finished epoch: training loss and validation metrics."""
+
+    def validated(self, epoch: int) -> bool:
+        return any(entry["epoch"] == epoch + 1 for entry in self.history)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "TrainState":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def list_checkpoints(output_dir: Union[str, Path]) -> List[Path]:
+    """Complete checkpoints under ``output_dir/checkpoints``, oldest first."""
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and _CHECKPOINT.match(p.name) and (p / STATE_NAME).is_file()]
+    return sorted(found, key=lambda p: int(_CHECKPOINT.match(p.name).group(1)))
+
+
+def find_checkpoint(spec: str, output_dir: Union[str, Path]) -> Path:
+    """``latest`` -> the newest checkpoint of ``output_dir``; otherwise ``spec`` must be a checkpoint folder."""
+    if spec == "latest":
+        checkpoints = list_checkpoints(output_dir)
+        if not checkpoints:
+            raise FileNotFoundError(f"--resume_from_checkpoint latest: no checkpoint in {Path(output_dir) / 'checkpoints'}")
+        return checkpoints[-1]
+    path = Path(spec)
+    if not (path / STATE_NAME).is_file():
+        raise FileNotFoundError(
+            f"--resume_from_checkpoint {spec}: not a training checkpoint (no {STATE_NAME}); "
+            f"checkpoints are OUTPUT_DIR/checkpoints/step_*"
+        )
+    return path
+
+
+def save_checkpoint(accelerator: Any, model: Any, state: TrainState, output_dir: Union[str, Path],
+                    total_limit: Optional[int] = None) -> Path:
+    """Save the full training state (every process must call this). Returns the checkpoint folder."""
+    root = Path(output_dir) / "checkpoints"
+    final = root / f"step_{state.global_step:08d}"
+    staging = root / f".{final.name}.tmp"
+    if accelerator.is_main_process:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staging), safe_serialization=True)
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).config.save_pretrained(staging)
+        (staging / STATE_NAME).write_text(json.dumps(state.to_dict(), indent=2) + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+        if total_limit:
+            for old in list_checkpoints(output_dir)[:-total_limit]:
+                shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def load_checkpoint(accelerator: Any, checkpoint: Union[str, Path]) -> TrainState:
+    """Restore model/optimizer/scheduler/RNG states into the prepared objects; return the TrainState."""
+    checkpoint = Path(checkpoint)
+    accelerator.load_state(str(checkpoint))
+    return TrainState.from_dict(json.loads((checkpoint / STATE_NAME).read_text()))

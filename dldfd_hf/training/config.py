@@ -1,0 +1,315 @@
+"""Training configuration: one dataclass, filled from a YAML file and ``--key value`` overrides.
+
+Every field can be set in the YAML file and on the command line (the command line wins). Unknown
+keys, in either place, are errors that name the key and suggest the closest known one, raised
+before any data is read or any model is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+
+__all__ = ["ConfigError", "TrainingConfig", "build_arg_parser", "load_config", "metric_direction"]
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+VIDEO_STRATEGIES = ("majority", "mean")
+# Validation metrics a best model can be chosen by (flattened "<level>/<name>" keys of the results).
+SELECTABLE_METRICS = (
+    "loss",
+    *(f"frame/{m}" for m in ("tcr", "balanced_accuracy", "auc", "ap", "eer")),
+    *(f"video/{m}" for m in ("tcr", "balanced_accuracy", "auc", "mean_prob_tcr")),
+)
+LOWER_IS_BETTER = ("loss", "frame/eer")
+
+
+class ConfigError(ValueError):
+    """A configuration file or command-line override is invalid (the message says which and why)."""
+
+
+@dataclass
+class TrainingConfig:
+    """All settings of ``examples/train.py``; see ``examples/configs/*.yaml`` for commented examples."""
+
+    # --- data -----------------------------------------------------------------------------------
+    data: Optional[str] = None
+    """Corpus folder written by ``dldfd build-ffpp`` (``load_from_disk``) or a Hub dataset id."""
+    protocol: str = "combined"
+    """``combined``, ``single:<Method>`` or ``cross:<Method>`` (paper Table 2)."""
+    max_train_samples: Optional[int] = None
+    """Use only the first N training frames (after the protocol), for quick runs."""
+    max_eval_samples: Optional[int] = None
+    """Use only the first N validation and test frames."""
+    hflip: float = 0.5
+    """Probability of a random horizontal flip during training (the paper's augmentation)."""
+    image_size: Optional[int] = None
+    """Input size; default: the model's ``pretrained_cfg`` input size."""
+    balanced_sampling: bool = False
+    """Draw training frames with equal probability per class (then ``pos_weight`` defaults to none)."""
+    num_workers: int = 2
+    """DataLoader worker processes (decoding + augmentation happen there)."""
+
+    # --- model ----------------------------------------------------------------------------------
+    model: str = "dldfd_resnet50"
+    """Registered timm architecture (``dldfd_resnet50``, ``dldfd_resnet18``, ``dldfd_tiny``)."""
+    model_kwargs: Dict[str, Any] = field(default_factory=dict)
+    """Extra ``timm.create_model`` arguments (``stem_out_chans``, ``drop_rate``, ...)."""
+    pretrained_backbone: bool = True
+    """Start the backbone from its ImageNet weights (``resnet50.tv_in1k``), as in the paper."""
+    init_from: Optional[str] = None
+    """Fine-tune an existing model instead: Hub id, model folder or training checkpoint."""
+    channels_last: bool = False
+    """Use the channels-last memory format (faster convolutions on recent GPUs)."""
+
+    # --- optimisation ---------------------------------------------------------------------------
+    epochs: int = 25
+    batch_size: int = 32
+    """Per device."""
+    eval_batch_size: int = 64
+    """Per device."""
+    learning_rate: float = 1e-3
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    weight_decay: float = 0.0
+    lr_scheduler: str = "constant"
+    warmup_steps: int = 0
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: Optional[float] = None
+    pos_weight: Union[str, float, None] = "auto"
+    """BCE weight of the fake class: ``auto`` = #real / #fake of the training set (the paper's
+    weighted BCE), a number, or ``none``."""
+    mixed_precision: str = "no"
+    """``no``, ``fp16`` or ``bf16`` (overrides ``accelerate config``)."""
+    seed: int = 42
+
+    # --- evaluation, checkpoints, logging -------------------------------------------------------
+    metric_for_best_model: str = "frame/balanced_accuracy"
+    video_strategy: str = "majority"
+    """Frame votes -> video label: ``majority`` (paper) or ``mean``."""
+    output_dir: Optional[str] = None
+    checkpointing_steps: Union[str, int, None] = "epoch"
+    """Save the full training state every N optimizer steps, every ``epoch``, or ``none``."""
+    checkpoints_total_limit: Optional[int] = 2
+    """Keep only the newest N checkpoints (``none`` keeps all)."""
+    resume_from_checkpoint: Optional[str] = None
+    """A checkpoint folder, or ``latest`` (newest in ``OUTPUT_DIR/checkpoints``)."""
+    report_to: str = "none"
+    """Trackers for ``accelerate``: ``none``, ``all``, ``tensorboard``, ``wandb``, ... (comma-separated)."""
+    logging_steps: int = 10
+    save_predictions: bool = True
+    """Write per-frame test predictions (``OUTPUT_DIR/predictions_test.csv``)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check values that can be checked without reading data; raise :class:`ConfigError`."""
+        def fail(key: str, message: str) -> None:
+            raise ConfigError(f"config key {key!r}: {message}")
+
+        for key in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
+            if getattr(self, key) < 1:
+                fail(key, f"must be >= 1, got {getattr(self, key)!r}")
+        for key in ("max_train_samples", "max_eval_samples", "image_size", "checkpoints_total_limit"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                fail(key, f"must be >= 1 or none, got {value!r}")
+        if self.num_workers < 0:
+            fail("num_workers", f"must be >= 0, got {self.num_workers}")
+        if not 0.0 <= self.hflip <= 1.0:
+            fail("hflip", f"is a probability in [0, 1], got {self.hflip}")
+        if self.learning_rate <= 0:
+            fail("learning_rate", f"must be positive, got {self.learning_rate}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            fail("betas", f"needs two values in [0, 1), got {self.betas}")
+        if self.warmup_steps < 0:
+            fail("warmup_steps", f"must be >= 0, got {self.warmup_steps}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            fail("max_grad_norm", f"must be positive or none, got {self.max_grad_norm}")
+        if isinstance(self.pos_weight, str) and self.pos_weight != "auto":
+            fail("pos_weight", f"must be 'auto', a positive number or none, got {self.pos_weight!r}")
+        if isinstance(self.pos_weight, float) and self.pos_weight <= 0:
+            fail("pos_weight", f"must be positive, got {self.pos_weight}")
+        _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        _choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
+        _choice("video_strategy", self.video_strategy, VIDEO_STRATEGIES)
+        _choice("metric_for_best_model", self.metric_for_best_model, SELECTABLE_METRICS)
+        if isinstance(self.checkpointing_steps, str) and self.checkpointing_steps != "epoch":
+            fail("checkpointing_steps", f"must be 'epoch', a positive integer or none, got {self.checkpointing_steps!r}")
+        if isinstance(self.checkpointing_steps, int) and self.checkpointing_steps < 1:
+            fail("checkpointing_steps", f"must be >= 1, got {self.checkpointing_steps}")
+        if not isinstance(self.protocol, str) or not self.protocol:
+            fail("protocol", f"must be 'combined', 'single:<Method>' or 'cross:<Method>', got {self.protocol!r}")
+
+    def require_run_settings(self) -> None:
+        """``data`` and ``output_dir`` have no default: a run needs both."""
+        missing = [key for key in ("data", "output_dir") if not getattr(self, key)]
+        if missing:
+            raise ConfigError(
+                "missing required setting(s): " + ", ".join(missing)
+                + " (set them in the YAML file or pass --data PATH_OR_HUB_ID / --output_dir DIR)"
+            )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def metric_direction(metric: str) -> str:
+    """``"min"`` for losses and error rates, ``"max"`` for everything else."""
+    return "min" if metric in LOWER_IS_BETTER else "max"
+
+
+def _choice(key: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        hint = difflib.get_close_matches(str(value), choices, n=1)
+        raise ConfigError(
+            f"config key {key!r}: {value!r} is not one of {list(choices)}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        )
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainingConfig)}
+_HINTS = typing.get_type_hints(TrainingConfig)
+
+
+def _unknown_key(key: str, source: str) -> ConfigError:
+    hint = difflib.get_close_matches(key, list(_FIELDS), n=1)
+    return ConfigError(
+        f"unknown config key {key!r} in {source}"
+        + (f": did you mean {hint[0]!r}?" if hint else "")
+        + " (run examples/train.py --help for the list of keys)"
+    )
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Convert a YAML value or a command-line string to the type the field declares."""
+    hint = _HINTS[key]
+    if key == "mixed_precision" and value is False:
+        value = "no"  # YAML 1.1 reads an unquoted `no` as false
+    options = typing.get_args(hint) if typing.get_origin(hint) is Union else (hint,)
+    # Strings last: "0.25" or "100" from the command line must become numbers when a number fits.
+    options = tuple(sorted(options, key=lambda option: option is str))
+    if isinstance(value, str) and value.strip().lower() in ("none", "null", "~") and type(None) in options:
+        return None
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"config key {key!r} cannot be none")
+    for option in options:
+        converted = _convert(value, option)
+        if converted is not _NO_MATCH:
+            return converted
+    expected = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "none") for o in options)
+    raise ConfigError(f"config key {key!r}: expected {expected}, got {value!r}")
+
+
+_NO_MATCH = object()
+
+
+def _convert(value: Any, option: Any) -> Any:
+    origin = typing.get_origin(option)
+    if option is type(None):
+        return _NO_MATCH
+    if option is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.strip().lower() in ("true", "yes", "1")
+        return _NO_MATCH
+    if option is int:
+        if isinstance(value, bool):
+            return _NO_MATCH
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                return _NO_MATCH
+        return _NO_MATCH
+    if option is float:
+        if isinstance(value, bool):
+            return _NO_MATCH
+        try:
+            return float(value)  # also "1e-3", which YAML 1.1 reads as a string
+        except (TypeError, ValueError):
+            return _NO_MATCH
+    if option is str:
+        return value if isinstance(value, str) else _NO_MATCH
+    if origin in (list, List):
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, (list, tuple)):
+            return _NO_MATCH
+        (item_type,) = typing.get_args(option) or (Any,)
+        items = [_convert(v, item_type) if item_type is not Any else v for v in value]
+        return _NO_MATCH if any(i is _NO_MATCH for i in items) else items
+    if origin in (dict, Dict):
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        return dict(value) if isinstance(value, dict) else _NO_MATCH
+    return value
+
+
+def build_arg_parser(description: Optional[str] = None) -> argparse.ArgumentParser:
+    """``--config FILE`` plus one ``--key VALUE`` option per :class:`TrainingConfig` field."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        allow_abbrev=False,  # a typo must be an error, not a silent prefix match
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--config", type=str, default=None, help="YAML file with any of the keys below")
+    for name, f in _FIELDS.items():
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs: Dict[str, Any] = dict(default=argparse.SUPPRESS, help=f"(default: {default!r})", metavar="VALUE")
+        if _HINTS[name] is bool:
+            kwargs["nargs"] = "?"
+            kwargs["const"] = "true"  # `--balanced_sampling` alone means true
+        parser.add_argument(f"--{name}", **kwargs)
+    return parser
+
+
+def load_config(
+    argv: Optional[Sequence[str]] = None, parser: Optional[argparse.ArgumentParser] = None
+) -> TrainingConfig:
+    """Parse ``argv``: defaults < ``--config`` YAML < ``--key value`` overrides. Raises ConfigError."""
+    parser = parser or build_arg_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        flag = next((u for u in unknown if u.startswith("--")), unknown[0])
+        key = flag[2:].split("=", 1)[0] if flag.startswith("--") else flag
+        if flag.startswith("--"):
+            raise _unknown_key(key, "the command line")
+        raise ConfigError(f"unexpected command-line argument {flag!r} (options look like --key value)")
+    values: Dict[str, Any] = {}
+    if args.config:
+        values.update(_read_yaml(Path(args.config)))
+    overrides = {k: v for k, v in vars(args).items() if k != "config"}
+    values.update({k: _coerce(k, v) for k, v in overrides.items()})
+    return TrainingConfig(**values)
+
+
+def _read_yaml(path: Path) -> Dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        content = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must be a mapping of keys to values, got {type(content).__name__}")
+    values = {}
+    for key, value in content.items():
+        if key not in _FIELDS:
+            raise _unknown_key(str(key), str(path))
+        values[key] = _coerce(key, value)
+    return values
