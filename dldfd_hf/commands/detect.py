@@ -1,0 +1,202 @@
+"""``dldfd detect``: deepfake verdicts for videos and photos (files or folders, recursive).
+
+One summary row per file; a file that cannot be read gets its error in its row and the others
+still run; the exit status is 1 when any file failed, 2 when the model could not be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("table", "json", "csv")
+CSV_COLUMNS = (
+    "path", "kind", "label", "score", "fake_votes", "real_votes", "mean_prob",
+    "frames_used", "frames_without_face", "error",
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..loading import DEFAULT_MODEL
+
+    parser = subparsers.add_parser(
+        "detect",
+        help="detect deepfakes in videos and photos",
+        description="Crop faces (MTCNN), score them with a DLDFD model and vote one verdict per file.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="video/image files or folders (searched recursively)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL,
+        help="Hub id, local model folder, or a DLDFD architecture name such as dldfd_tiny "
+             f"(random weights: smoke tests only). Default: {DEFAULT_MODEL}",
+    )
+    parser.add_argument("--frames", type=_positive_int, default=32, metavar="N", help="frames sampled per video (32)")
+    parser.add_argument("--strategy", choices=("majority", "mean"), default="majority",
+                        help="frame votes -> verdict: majority (the paper; ties by mean probability) or mean")
+    parser.add_argument("--threshold", type=_probability, default=0.5, help="P(fake) at which a face counts as fake (0.5)")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (table)")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="write the results here instead of stdout")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, help="face crops per forward pass (32)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from ..loading import ModelLoadError, RandomWeightsWarning, load_video_pipeline
+    from ..media import MediaError
+
+    files = collect_files(args.paths)
+    if not files:
+        _error(f"no image or video files found in: {' '.join(args.paths)}")
+        return 2
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RandomWeightsWarning)
+            detector = load_video_pipeline(args.model, device=device)
+    except ModelLoadError as err:
+        _error(str(err))
+        return 2
+    except (RuntimeError, AssertionError) as err:  # e.g. an unavailable device
+        _error(f"cannot use device {device!r}: {err}")
+        return 2
+    for warning in caught:
+        if issubclass(warning.category, RandomWeightsWarning):
+            print(f"\n{'!' * 78}\nWARNING: {warning.message}\n{'!' * 78}\n", file=sys.stderr)
+
+    rows: List[Dict[str, Any]] = []
+    for path in tqdm(files, desc="detect", unit="file", disable=args.no_progress, file=sys.stderr):
+        row: Dict[str, Any] = {"path": str(path), "kind": None, "label": None, "score": None,
+                               "votes": None, "mean_prob": None, "frames_used": 0,
+                               "frames_without_face": 0, "frames": [], "error": None}
+        try:
+            if not path.is_file():
+                raise MediaError(path, "no such file" if not path.exists() else "not a regular file")
+            result = detector(str(path), num_frames=args.frames, strategy=args.strategy,
+                              threshold=args.threshold, batch_size=args.batch_size)
+            row.update({key: result[key] for key in
+                        ("kind", "label", "score", "votes", "mean_prob", "frames_used", "frames_without_face", "frames")})
+            if result["label"] is None:
+                where = "the image" if result["kind"] == "image" else f"any of the {result['frames_sampled']} sampled frames"
+                row["error"] = f"no face found in {where}"
+        except MediaError as err:
+            row["error"] = str(err.reason)
+        except Exception as err:  # one bad file must not stop the others; the row says what happened
+            logger.debug("detect failed on %s", path, exc_info=True)
+            row["error"] = f"unexpected {type(err).__name__}: {err}"
+        rows.append(row)
+
+    text = format_rows(rows, args.format)
+    if args.output is not None:
+        _write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    failed = sum(row["error"] is not None for row in rows)
+    if failed:
+        print(f"dldfd detect: {failed} of {len(rows)} file(s) failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def collect_files(paths: Sequence[str]) -> List[Path]:
+    """Files named directly (kept whatever their extension, so bad ones get an error row) plus
+    the images and videos found under folders, in sorted order, hidden files skipped."""
+    from ..media import media_kind
+
+    files: List[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found = [
+                p for p in sorted(path.rglob("*"))
+                if p.is_file() and media_kind(p) is not None
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            ]
+            files.extend(found)
+        else:
+            files.append(path)
+    unique = list(dict.fromkeys(files))
+    return unique
+
+
+def format_rows(rows: List[Dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            votes = row["votes"] or {}
+            writer.writerow([
+                row["path"], row["kind"] or "", row["label"] or "", _num(row["score"]),
+                votes.get("fake", ""), votes.get("real", ""), _num(row["mean_prob"]),
+                row["frames_used"], row["frames_without_face"], row["error"] or "",
+            ])
+        return buffer.getvalue()
+    return _table(rows)
+
+
+def _table(rows: List[Dict[str, Any]]) -> str:
+    header = ("path", "kind", "label", "score", "votes f/r", "mean P(fake)", "no face", "error")
+    lines = [header]
+    for row in rows:
+        votes = row["votes"]
+        lines.append((
+            row["path"], row["kind"] or "-", row["label"] or "-", _num(row["score"], "-"),
+            f"{votes['fake']}/{votes['real']}" if votes else "-", _num(row["mean_prob"], "-"),
+            str(row["frames_without_face"]), row["error"] or "",
+        ))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    return "".join(
+        ("  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths)) + "  " + line[-1]).rstrip() + "\n"
+        for line in lines
+    )
+
+
+def _num(value: Optional[float], missing: str = "") -> str:
+    return missing if value is None else f"{value:.4f}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _error(message: str) -> None:
+    print(f"dldfd detect: error: {message}", file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value

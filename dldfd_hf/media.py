@@ -1,0 +1,124 @@
+"""Media helpers shared by faces, video and the CLI: what kind of file is this, and RGB pixels.
+
+Every reader error raised for a user's file derives from :class:`MediaError`, whose message
+starts with the file's path and then says what was wrong with it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal, Optional, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "MediaError",
+    "ImageReadError",
+    "media_kind",
+    "load_image",
+    "to_rgb_image",
+    "to_rgb_array",
+]
+
+PathLike = Union[str, os.PathLike]
+ImageLike = Union[np.ndarray, Image.Image]
+
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm",
+})
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".mts",
+    ".3gp", ".ogv",
+})
+
+
+class MediaError(Exception):
+    """A file that cannot be used as an image or video. ``str(err)`` is ``"<path>: <reason>"``."""
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ImageReadError(MediaError):
+    """The file is missing, empty, or not an image PIL can decode."""
+
+
+def media_kind(path: PathLike) -> Optional[Literal["image", "video"]]:
+    """``"image"`` or ``"video"`` from the file extension, None for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def load_image(path: PathLike) -> Image.Image:
+    """Read an image file as RGB, upright (EXIF orientation applied), fully decoded."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(path, "no such file" if not path.exists() else "not a regular file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now, so a truncated file fails here and not later
+            image = ImageOps.exif_transpose(image)
+            return to_rgb_image(image)
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image (PIL cannot identify the format)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageReadError(path, f"unreadable or truncated image ({err})") from None
+
+
+def to_rgb_image(image: ImageLike) -> Image.Image:
+    """Any PIL mode or uint8 array (HxW, HxWx1, HxWx3, HxWx4) as an RGB PIL image.
+
+    Transparent pixels are composited onto white (their stored colour is arbitrary), 16-bit and
+    float greyscale are scaled to 8 bits.
+    """
+    if isinstance(image, np.ndarray):
+        return Image.fromarray(to_rgb_array(image))
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        peak = values.max() if values.size else 0.0
+        if peak > 255:
+            values = values * (255.0 / (65535.0 if peak <= 65535 else peak))
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8)).convert("RGB")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """An image as a contiguous HxWx3 uint8 RGB array (see :func:`to_rgb_image` for the modes)."""
+    if isinstance(image, Image.Image):
+        return np.asarray(to_rgb_image(image))
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise TypeError(f"image arrays must be uint8 (0-255), got dtype {image.dtype}")
+    if image.ndim == 2:
+        return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image arrays must be HxW, HxWx1, HxWx3 or HxWx4; got shape {image.shape}")
+    if image.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(image, 3, axis=2))
+    if image.shape[2] == 4:
+        return np.asarray(to_rgb_image(Image.fromarray(image)))
+    return np.ascontiguousarray(image)

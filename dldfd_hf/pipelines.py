@@ -1,0 +1,270 @@
+"""The ``"deepfake-video-detection"`` transformers pipeline (registered when ``dldfd_hf`` is imported).
+
+>>> from transformers import pipeline
+>>> detector = pipeline("deepfake-video-detection", model="path/to/model-folder")
+>>> detector("talk.mp4", num_frames=32, strategy="majority")
+{'label': 'fake', 'score': 0.81, 'votes': {'fake': 26, 'real': 6}, 'frames': [{'index': 15, ...}, ...], ...}
+
+Inputs: a video path, an image path, a PIL image, an ``HxWx3`` array (a photo: every face is
+scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.video.Frame`),
+or a list of paths (one result per path). The model's own preprocessing is used: its saved
+``preprocessor_config.json`` or, failing that, the config's image size / mean / std.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from transformers import AutoModelForImageClassification, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .configuration_dldfd import DLDFDConfig
+from .faces import FaceCropper
+from .media import load_image, media_kind, to_rgb_array
+from .modeling_dldfd import image_processor_for
+from .video import Frame, sample_frames
+from .voting import STRATEGIES, FrameRecord, vote
+
+__all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "fake_probabilities", "register_pipeline"]
+
+TASK = "deepfake-video-detection"
+# Detection resolution (longer side): frames of a video are many, a photo is one and may hold
+# small faces in a group.
+VIDEO_DETECT_SIZE = 640
+IMAGE_DETECT_SIZE = 1280
+
+
+class FrameList:
+    """Frames meant as ONE video. Pipelines read a plain list as several inputs, so a list of
+    frames passed to the pipeline is wrapped in this first."""
+
+    def __init__(self, frames: Sequence[Any]) -> None:
+        self.frames = list(frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def fake_probabilities(logits: torch.Tensor, fake_index: int = 1) -> torch.Tensor:
+    """P(fake) per row: sigmoid of a single logit, else softmax over the labels."""
+    logits = logits.float()
+    if logits.shape[-1] == 1:
+        return torch.sigmoid(logits[:, 0])
+    return torch.softmax(logits, dim=-1)[:, fake_index]
+
+
+class DeepfakeVideoDetectionPipeline(Pipeline):
+    """Face crops from sampled frames -> per-face P(fake) -> a voted verdict.
+
+    Call parameters: ``num_frames`` (32), ``strategy`` (``"majority"`` | ``"mean"``), ``threshold``
+    (0.5), ``batch_size`` (crops per forward pass, 32), ``select`` (faces per frame: ``"largest"``
+    for videos, ``"all"`` for photos by default; or ``"confident"``), ``min_face_score`` (0.9),
+    ``detect_max_size``. ``device`` is given when the pipeline is created.
+
+    Output: ``label`` (``"real"``/``"fake"``, None when no face was found), ``score`` (fake-vote
+    ratio for majority, mean P(fake) for mean), ``votes`` ``{"fake", "real"}``, ``mean_prob``,
+    ``fake_ratio``, ``frames_used``, ``frames_without_face``, ``frames_sampled``, ``kind``
+    (``"video"``/``"image"``/``"frames"``), and ``frames``: one record per scored face or per frame
+    without a face, ``{"index", "time", "box", "fake_prob", "face_score"}``.
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.image_processor is None:
+            if not isinstance(self.model.config, DLDFDConfig):
+                raise ValueError(
+                    f"{TASK}: the model has no image processor (preprocessor_config.json) and is not a DLDFD model; "
+                    "pass image_processor=..."
+                )
+            self.image_processor = image_processor_for(self.model.config)
+        self.fake_index = _fake_label_index(self.model.config)
+        self.crop_size = _processor_size(self.image_processor) or getattr(self.model.config, "image_size", 224)
+        self._croppers: Dict[Tuple[str, float], FaceCropper] = {}
+
+    # --- parameters --------------------------------------------------------------------------
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        # ``batch_size`` means crops per forward pass here: one video is already a batch of crops.
+        batch_size = kwargs.pop("batch_size", None)
+        if batch_size is not None:
+            kwargs["crop_batch_size"] = batch_size
+        if _is_frame_sequence(inputs):
+            inputs = FrameList(inputs)
+        return super().__call__(inputs, batch_size=1, **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        num_frames: Optional[int] = None,
+        strategy: Optional[str] = None,
+        threshold: Optional[float] = None,
+        crop_batch_size: Optional[int] = None,
+        select: Optional[str] = None,
+        min_face_score: Optional[float] = None,
+        detect_max_size: Optional[int] = None,
+        **kwargs: Any,
+    ) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+        if kwargs:
+            raise TypeError(f"{TASK}: unknown parameter(s) {sorted(kwargs)}")
+        preprocess: Dict[str, Any] = {}
+        forward: Dict[str, Any] = {}
+        postprocess: Dict[str, Any] = {}
+        if num_frames is not None:
+            if int(num_frames) < 1:
+                raise ValueError(f"{TASK}: num_frames must be >= 1, got {num_frames!r}")
+            preprocess["num_frames"] = int(num_frames)
+        if select is not None:
+            preprocess["select"] = select
+        if min_face_score is not None:
+            preprocess["min_face_score"] = float(min_face_score)
+        if detect_max_size is not None:
+            preprocess["detect_max_size"] = int(detect_max_size)
+        if crop_batch_size is not None:
+            if int(crop_batch_size) < 1:
+                raise ValueError(f"{TASK}: batch_size must be >= 1, got {crop_batch_size!r}")
+            forward["crop_batch_size"] = int(crop_batch_size)
+        if strategy is not None:
+            if strategy not in STRATEGIES:
+                raise ValueError(f"{TASK}: strategy must be one of {STRATEGIES}, got {strategy!r}")
+            postprocess["strategy"] = strategy
+        if threshold is not None:
+            if not 0.0 <= float(threshold) <= 1.0:
+                raise ValueError(f"{TASK}: threshold must be in [0, 1], got {threshold!r}")
+            postprocess["threshold"] = float(threshold)
+        return preprocess, forward, postprocess
+
+    # --- stages -------------------------------------------------------------------------------
+    def preprocess(
+        self,
+        inputs: Any,
+        num_frames: int = 32,
+        select: Optional[str] = None,
+        min_face_score: float = 0.9,
+        detect_max_size: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        kind, frames = self._frames(inputs, num_frames)
+        if select is None:
+            select = "all" if kind == "image" else "largest"
+        if detect_max_size is None:
+            detect_max_size = IMAGE_DETECT_SIZE if kind == "image" else VIDEO_DETECT_SIZE
+        cropper = self.face_cropper(select, min_face_score)
+        faces_per_frame = cropper([frame.image for frame in frames], detect_max_size=detect_max_size)
+        records: List[FrameRecord] = []
+        crops: List[Image.Image] = []
+        for frame, faces in zip(frames, faces_per_frame):
+            time = frame.time if kind == "video" else None
+            if not faces:
+                records.append(FrameRecord(index=frame.index, time=time, box=None, fake_prob=None))
+            for face in faces:
+                records.append(FrameRecord(
+                    index=frame.index, time=time, box=face.box, fake_prob=None, face_score=face.score
+                ))
+                crops.append(face.crop)
+        pixel_values = None
+        if crops:
+            pixel_values = self.image_processor(images=crops, return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixel_values, "records": records, "kind": kind, "frames_sampled": len(frames)}
+
+    def _forward(self, model_inputs: Dict[str, Any], crop_batch_size: Optional[int] = None) -> Dict[str, Any]:
+        batch_size = crop_batch_size or self._batch_size or 32
+        pixel_values = model_inputs.pop("pixel_values")
+        probs = torch.zeros(0)
+        if pixel_values is not None:
+            dtype = next(self.model.parameters()).dtype
+            chunks = [
+                fake_probabilities(self.model(pixel_values=chunk.to(self.device, dtype)).logits, self.fake_index)
+                for chunk in pixel_values.split(batch_size)
+            ]
+            probs = torch.cat(chunks)
+        return {"fake_probs": probs, **model_inputs}
+
+    def postprocess(
+        self, model_outputs: Dict[str, Any], strategy: str = "majority", threshold: float = 0.5
+    ) -> Dict[str, Any]:
+        probs = iter(model_outputs["fake_probs"].tolist())
+        records = model_outputs["records"]
+        for record in records:
+            if record.box is not None:
+                record.fake_prob = float(next(probs))
+        verdict = vote([r.fake_prob for r in records], strategy=strategy, threshold=threshold, records=records)
+        result = verdict.to_dict()
+        result["kind"] = model_outputs["kind"]
+        result["frames_sampled"] = model_outputs["frames_sampled"]
+        return result
+
+    # --- helpers ------------------------------------------------------------------------------
+    def face_cropper(self, select: str = "largest", min_face_score: float = 0.9) -> FaceCropper:
+        """The MTCNN cropper for these settings, built once and kept (crops at the model's input size)."""
+        key = (select, float(min_face_score))
+        if key not in self._croppers:
+            self._croppers[key] = FaceCropper(
+                crop_size=self.crop_size, select=select, min_score=min_face_score, device=self.device
+            )
+        return self._croppers[key]
+
+    def _frames(self, inputs: Any, num_frames: int) -> Tuple[str, List[Frame]]:
+        if isinstance(inputs, (str, os.PathLike)):
+            if media_kind(inputs) == "image":
+                return "image", [Frame(index=0, time=0.0, image=np.asarray(load_image(inputs)))]
+            return "video", sample_frames(inputs, num_frames)
+        if isinstance(inputs, Image.Image) or (isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)):
+            return "image", [Frame(index=0, time=0.0, image=to_rgb_array(inputs))]
+        if isinstance(inputs, FrameList):
+            inputs = inputs.frames
+        if isinstance(inputs, (np.ndarray, list, tuple)):
+            if len(inputs) == 0:
+                raise ValueError(f"{TASK}: the list of frames is empty")
+            frames = [
+                item if isinstance(item, Frame) else Frame(index=i, time=0.0, image=to_rgb_array(item))
+                for i, item in enumerate(inputs)
+            ]
+            kind = "video" if all(isinstance(item, Frame) for item in inputs) else "frames"
+            return kind, frames
+        raise TypeError(
+            f"{TASK}: expected a video/image path, a PIL image, an array or a list of frames; got {type(inputs).__name__}"
+        )
+
+
+def _is_frame_sequence(inputs: Any) -> bool:
+    return (
+        isinstance(inputs, (list, tuple))
+        and len(inputs) > 0
+        and all(isinstance(item, (np.ndarray, Image.Image, Frame)) for item in inputs)
+    )
+
+
+def _fake_label_index(config: Any) -> int:
+    for label, index in (getattr(config, "label2id", None) or {}).items():
+        if str(label).lower() == "fake":
+            return int(index)
+    return 1
+
+
+def _processor_size(processor: Any) -> Optional[int]:
+    size = getattr(processor, "size", None)
+    if size is None:
+        return None
+    if isinstance(size, int):
+        return size
+    getter = size.get if hasattr(size, "get") else lambda key, default=None: getattr(size, key, default)
+    return getter("height", None) or getter("shortest_edge", None)
+
+
+def register_pipeline() -> None:
+    """Register ``"deepfake-video-detection"`` with transformers (idempotent)."""
+    if TASK in PIPELINE_REGISTRY.get_supported_tasks():
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK,
+        pipeline_class=DeepfakeVideoDetectionPipeline,
+        pt_model=AutoModelForImageClassification,
+        type="image",
+    )

@@ -1,0 +1,129 @@
+"""From per-frame fake probabilities to one verdict per video (or photo).
+
+``majority`` is the paper's rule: each scored face votes fake when its probability reaches the
+threshold; the video is fake when more than half the votes are fake, and an exact tie is broken
+by the mean probability. ``mean`` thresholds the mean probability. Frames without a face do not
+vote; they are counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
+
+__all__ = ["FrameRecord", "Verdict", "vote", "STRATEGIES", "LABELS"]
+
+STRATEGIES = ("majority", "mean")
+LABELS = ("real", "fake")  # 0 = real, 1 = fake
+Strategy = Literal["majority", "mean"]
+
+
+@dataclass
+class FrameRecord:
+    """One scored face (or one frame without a face: ``box`` and ``fake_prob`` are None)."""
+
+    index: int  # frame index in the video (0 for a photo)
+    time: Optional[float]  # seconds from the first frame (None for a photo or bare frames)
+    box: Optional[Tuple[float, float, float, float]]  # face box (x1, y1, x2, y2) in frame pixels
+    fake_prob: Optional[float]
+    face_score: Optional[float] = None
+
+    def to_dict(self) -> Dict[str, Any]:
+        data = asdict(self)
+        data["box"] = None if self.box is None else [float(v) for v in self.box]
+        return data
+
+
+@dataclass
+class Verdict:
+    """A video-level decision.
+
+    ``score`` is the number the decision thresholds: the fake-vote ratio for ``majority``, the
+    mean fake probability for ``mean`` (higher = more likely fake). ``label`` and ``score`` are
+    None when no face was scored.
+    """
+
+    label: Optional[str]
+    score: Optional[float]
+    fake_ratio: Optional[float]
+    mean_prob: Optional[float]
+    fake_votes: int
+    frames_used: int
+    frames_without_face: int
+    strategy: str
+    threshold: float
+    records: List[FrameRecord] = field(default_factory=list)
+
+    @property
+    def votes(self) -> Dict[str, int]:
+        return {"fake": self.fake_votes, "real": self.frames_used - self.fake_votes}
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "label": self.label,
+            "score": self.score,
+            "votes": self.votes,
+            "fake_ratio": self.fake_ratio,
+            "mean_prob": self.mean_prob,
+            "frames_used": self.frames_used,
+            "frames_without_face": self.frames_without_face,
+            "strategy": self.strategy,
+            "threshold": self.threshold,
+            "frames": [record.to_dict() for record in self.records],
+        }
+
+
+def vote(
+    fake_probs: Sequence[Optional[float]],
+    strategy: Strategy = "majority",
+    threshold: float = 0.5,
+    records: Optional[Sequence[FrameRecord]] = None,
+) -> Verdict:
+    """Combine per-face fake probabilities into a :class:`Verdict`.
+
+    Args:
+        fake_probs: one probability per scored face; ``None`` marks a frame without a face.
+        strategy: ``"majority"`` (ties broken by the mean probability) or ``"mean"``.
+        threshold: a probability at or above it counts as fake (for votes and for the mean).
+        records: per-frame records to keep in the verdict (not used for the decision).
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"vote: strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+        raise ValueError(f"vote: threshold must be a number in [0, 1], got {threshold!r}")
+    probs: List[float] = []
+    without_face = 0
+    for i, p in enumerate(fake_probs):
+        if p is None:
+            without_face += 1
+            continue
+        p = float(p)
+        if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+            raise ValueError(f"vote: fake probabilities must lie in [0, 1]; item {i} is {p!r}")
+        probs.append(p)
+    records = list(records or [])
+    if not probs:
+        return Verdict(None, None, None, None, 0, 0, without_face, strategy, float(threshold), records)
+
+    fake_votes = sum(p >= threshold for p in probs)
+    fake_ratio = fake_votes / len(probs)
+    mean_prob = sum(probs) / len(probs)
+    mean_says_fake = mean_prob >= threshold
+    if strategy == "mean":
+        is_fake, score = mean_says_fake, mean_prob
+    else:
+        is_fake = 2 * fake_votes > len(probs) or (2 * fake_votes == len(probs) and mean_says_fake)
+        score = fake_ratio
+    return Verdict(
+        label=LABELS[int(is_fake)],
+        score=score,
+        fake_ratio=fake_ratio,
+        mean_prob=mean_prob,
+        fake_votes=fake_votes,
+        frames_used=len(probs),
+        frames_without_face=without_face,
+        strategy=strategy,
+        threshold=float(threshold),
+        records=records,
+    )
