@@ -21,6 +21,10 @@ AutoConfig.register(DLDFDConfig.model_type, DLDFDConfig, exist_ok=True)
 AutoModel.register(DLDFDConfig, DLDFDModel, exist_ok=True)
 AutoModelForImageClassification.register(DLDFDConfig, DLDFDForImageClassification, exist_ok=True)
 
+from .pipelines import DeepfakeVideoDetectionPipeline, register_pipeline  # noqa: E402
+
+register_pipeline()  # pipeline("deepfake-video-detection", model=...)
+
 __all__ = [
     "DLDFD",
     "AugmentedStem",
@@ -28,6 +32,7 @@ __all__ = [
     "DLDFDModel",
     "DLDFDForImageClassification",
     "DLDFDPreTrainedModel",
+    "DeepfakeVideoDetectionPipeline",
     "create_dldfd",
     "image_processor_for",
 ]

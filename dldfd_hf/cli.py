@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 # Heavy imports (torch, av, datasets) happen inside the command, so ``dldfd --help`` stays fast.
 COMMAND_MODULES = (
     "dldfd_hf.commands.info",
+    "dldfd_hf.commands.detect",
     "dldfd_hf.commands.index_ffpp",
     "dldfd_hf.commands.build_ffpp",
 )
