@@ -1,0 +1,470 @@
+"""The model card, generated from the exported config and real evaluation results.
+
+Templates are package data in ``dldfd_hf/templates/`` (an installed package cannot read a folder
+outside itself); they are Jinja2, rendered by ``huggingface_hub``'s ``ModelCard.from_template``.
+
+Evaluation results are read by :func:`load_evaluation` from the JSON that ``examples/evaluate.py``
+writes (``{"results": [entry, ...], ...}``) or from a training run's ``results.json``
+(``{"test": entry, "config": {...}, ...}``, written by ``examples/train.py``). An entry is the
+output of :func:`dldfd_hf.training.evaluation.evaluation_entry`::
+
+    {"protocol": "combined" | "single:<Method>" | "cross:<Method>",   # cross: the held-out method
+     "split": "test",
+     "methods": ["Deepfakes", ..., "original"],
+     "metrics": {"frame": {"tcr", "balanced_accuracy", "auc", "ap", "eer", "num_frames", ...},
+                 "video": {"tcr", "balanced_accuracy", "auc", "mean_prob_tcr", "num_videos", ...},
+                 "per_method": {...}, "loss": ...}}
+
+Metric values are fractions in [0, 1] (names from :mod:`dldfd_hf.metrics.core`); ``None`` means
+undefined and is left out. ``frame`` / ``video`` may also sit directly in the entry. An optional
+top-level ``"dataset"`` object may name the data (``name``, ``compression``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .data.ffpp import ABBREVIATIONS, DEFAULT_METHODS, ORIGINAL
+from .metrics.paper import table2_row
+
+__all__ = [
+    "EvaluationReport",
+    "ProtocolResult",
+    "eval_results",
+    "load_evaluation",
+    "render_model_card",
+    "training_details",
+]
+
+PathLike = Union[str, os.PathLike]
+
+# metric key -> (model-index metric type, display name, shown as a percentage)
+METRICS = {
+    "tcr": ("accuracy", "TCR", True),
+    "balanced_accuracy": ("balanced_accuracy", "balanced accuracy", True),
+    "auc": ("roc_auc", "AUC", False),
+    "ap": ("average_precision", "AP", False),
+    "eer": ("eer", "EER", True),
+    "mean_prob_tcr": ("accuracy", "TCR of the mean probability", True),
+}
+LEVELS = {"frame": "image-classification", "video": "video-classification"}
+FFPP_URL = "https://github.com/ondyari/FaceForensics"
+FFPP_TERMS_URL = "http://kaldir.vc.in.tum.de/faceforensics_tos.pdf"
+DEFAULT_DATASET = "FaceForensics++"
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation results
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ProtocolResult:
+    """Frame- and video-level test metrics of one protocol."""
+
+    protocol: str
+    frame: Dict[str, float]
+    video: Dict[str, float]
+    split: str = "test"
+    counts: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.protocol.partition(":")[0]
+
+    @property
+    def method(self) -> Optional[str]:
+        return self.protocol.partition(":")[2] or None
+
+
+@dataclass
+class EvaluationReport:
+    """Everything a model card needs from an evaluation JSON."""
+
+    results: List[ProtocolResult]
+    dataset: Dict[str, Any] = field(default_factory=dict)
+    methods_seen: List[str] = field(default_factory=list)
+    source: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        seen = [r.protocol for r in self.results]
+        duplicates = sorted({p for p in seen if seen.count(p) > 1})
+        if duplicates:
+            raise ValueError(f"evaluation results list protocol(s) {duplicates} more than once")
+
+    @property
+    def compression(self) -> Optional[str]:
+        value = self.dataset.get("compression")
+        return str(value) if value else None
+
+    @property
+    def methods(self) -> List[str]:
+        """The manipulation methods evaluated (the paper's four when the JSON does not say)."""
+        methods = [m for m in self.methods_seen if m != ORIGINAL]
+        if not methods:
+            return list(DEFAULT_METHODS)
+        return [m for m in DEFAULT_METHODS if m in methods] + [m for m in methods if m not in DEFAULT_METHODS]
+
+
+def _metric_values(entry: Any, where: str) -> Dict[str, float]:
+    if entry is None:
+        return {}
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: expected a mapping of metric name -> value, got {type(entry).__name__}")
+    values = {}
+    for name, value in entry.items():
+        if name not in METRICS or value is None:
+            continue  # counts, strategy, threshold ... and undefined metrics
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{where}.{name}: expected a number, got {value!r}")
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{where}.{name} = {value!r}: metric values must be fractions in [0, 1]")
+        values[name] = float(value)
+    return values
+
+
+def _check_protocol(name: Any, where: str) -> str:
+    if not isinstance(name, str):
+        raise ValueError(f"{where}: 'protocol' must be a string like 'combined' or 'single:Deepfakes', got {name!r}")
+    kind, _, method = name.partition(":")
+    if kind not in ("combined", "single", "cross") or (kind == "combined") == bool(method):
+        raise ValueError(f"{where}: unknown protocol {name!r} (combined, single:<Method> or cross:<Method>)")
+    return name
+
+
+def _protocol_result(entry: Any, where: str) -> ProtocolResult:
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{where}: expected an object with a protocol and its metrics")
+    protocol = _check_protocol(entry.get("protocol"), where)
+    metrics = entry.get("metrics") if isinstance(entry.get("metrics"), Mapping) else entry
+    frame = _metric_values(metrics.get("frame"), f"{where}.metrics.frame")
+    video = _metric_values(metrics.get("video"), f"{where}.metrics.video")
+    if not frame and not video:
+        raise ValueError(f"{where} ({protocol}): no frame-level or video-level metrics found")
+    counts = {key: value for level in ("frame", "video") for key, value in (metrics.get(level) or {}).items()
+              if key in ("num_frames", "num_videos") and isinstance(value, int)}
+    return ProtocolResult(protocol, frame, video, str(entry.get("split") or "test"), counts)
+
+
+def _entries(source: Mapping[str, Any], where: str) -> List[Any]:
+    if "results" in source:
+        if not isinstance(source["results"], list):
+            raise ValueError(f"{where}: 'results' must be a list of protocol entries")
+        return source["results"]
+    if "test" in source:  # a training run's results.json
+        if source["test"] is None:
+            raise ValueError(f"{where}: the training run has no test metrics yet ('test' is null)")
+        return [source["test"]]
+    if "protocol" in source:
+        return [source]
+    raise ValueError(f"{where}: no evaluation results found (expected 'results', 'test' or a 'protocol' entry)")
+
+
+def load_evaluation(source: Union[PathLike, Mapping[str, Any], List[Any], EvaluationReport]) -> EvaluationReport:
+    """Parse evaluation results (a JSON path or the loaded object); see the module docstring.
+
+    Raises ``ValueError`` naming the file and the entry for anything it cannot read as results.
+    """
+    if isinstance(source, EvaluationReport):
+        return source
+    name = None
+    if not isinstance(source, (Mapping, list)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"evaluation results file {path} does not exist")
+        name = str(path)
+        try:
+            source = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path} is not valid JSON: {err}") from err
+    where = name or "evaluation results"
+    if isinstance(source, list):
+        source = {"results": source}
+    if not isinstance(source, Mapping):
+        raise ValueError(f"{where}: expected a JSON object")
+    entries = _entries(source, where)
+    results = [_protocol_result(entry, f"{where}: results[{i}]") for i, entry in enumerate(entries)]
+    if not results:
+        raise ValueError(f"{where}: the results list is empty")
+    methods = []
+    for entry in entries:
+        methods += [m for m in entry.get("methods") or [] if m not in methods]
+    dataset = dict(source.get("dataset") or {})
+    corpus = corpus_settings(source.get("data"))
+    if corpus.get("compression"):
+        dataset.setdefault("compression", corpus["compression"])
+    return EvaluationReport(results, dataset, methods, name)
+
+
+def corpus_settings(data: Any) -> Dict[str, Any]:
+    """The build settings of a local corpus folder (``build_report.json``), or ``{}``.
+
+    Evaluation and training JSON name their corpus (``"data"``); when it is a folder on this machine,
+    its compression, frames per video and crop settings go on the card.
+    """
+    if not isinstance(data, (str, os.PathLike)) or not Path(data).is_dir():
+        return {}
+    from .data.build import read_report
+
+    try:
+        return dict(read_report(data).get("config") or {})
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+# Training-run keys shown on the card (train.py config + corpus build settings) and their labels.
+TRAINING_FIELDS = {
+    "compression": "FF++ compression",
+    "frames_per_video": "frames per video",
+    "crop_size": "face crop size (px)",
+    "scale": "face box scale (around the MTCNN box)",
+    "image_format": "crop image format",
+    "protocol": "protocol",
+    "model": "architecture",
+    "model_kwargs": "architecture arguments",
+    "pretrained_backbone": "ImageNet-initialised backbone",
+    "init_from": "fine-tuned from",
+    "image_size": "input size (px)",
+    "hflip": "horizontal flip probability",
+    "balanced_sampling": "class-balanced sampling",
+    "max_train_samples": "training frames capped at",
+    "epochs": "epochs",
+    "batch_size": "batch size per device",
+    "num_processes": "processes",
+    "gradient_accumulation_steps": "gradient accumulation steps",
+    "learning_rate": "learning rate (Adam)",
+    "betas": "Adam betas",
+    "weight_decay": "weight decay",
+    "lr_scheduler": "learning-rate schedule",
+    "pos_weight": "BCE pos_weight (fake class)",
+    "mixed_precision": "mixed precision",
+    "seed": "seed",
+    "metric_for_best_model": "best model chosen by (validation)",
+    "best_epoch": "best epoch",
+    "video_strategy": "video verdict",
+}
+
+
+def training_details(source: Union[PathLike, Mapping[str, Any]]) -> Dict[str, Any]:
+    """The card's training details from a training run's ``results.json`` (a path or the object).
+
+    Keys are those of :data:`TRAINING_FIELDS`: the run's config, the BCE ``pos_weight`` actually
+    used, the best epoch, and the build settings of its corpus when that folder is on this machine.
+    Paths (data, output folder) are left out: they mean nothing on the Hub.
+    """
+    if not isinstance(source, Mapping):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"training results file {path} does not exist")
+        source = json.loads(path.read_text(encoding="utf-8"))
+    config = source.get("config")
+    if not isinstance(config, Mapping):
+        raise ValueError("training results have no 'config' object: expected examples/train.py's results.json")
+    details: Dict[str, Any] = dict(corpus_settings(source.get("data")))
+    details.update(config)
+    details["protocol"] = source.get("protocol") or config.get("protocol")
+    details["pos_weight"] = source.get("pos_weight")
+    details["num_processes"] = source.get("num_processes")
+    best = source.get("best") or {}
+    details["best_epoch"] = best.get("epoch")
+    if details.get("frames_per_video", 0) is None:
+        details["frames_per_video"] = "all"
+    return {key: details[key] for key in TRAINING_FIELDS if details.get(key) not in (None, {}, [])}
+
+
+def _protocol_label(protocol: str) -> str:
+    kind, _, method = protocol.partition(":")
+    if kind == "combined":
+        return "combined (real vs all manipulations)"
+    short = ABBREVIATIONS.get(method, method)
+    return f"single (real vs {short})" if kind == "single" else f"cross (test on unseen {short})"
+
+
+def _dataset_type(report: EvaluationReport) -> str:
+    return str(report.dataset.get("id") or report.dataset.get("name") or "faceforensics++")
+
+
+def eval_results(report: EvaluationReport) -> List[EvalResult]:
+    """One ``EvalResult`` per protocol x level x metric, for the card's ``model-index``.
+
+    Levels are separate tasks (frame = image-classification, video = video-classification) and each
+    protocol is its own dataset config (``c40-combined``, ``c40-single-Deepfakes``, ...), so the Hub
+    groups them correctly; ``dataset.args.protocol`` keeps the protocol name.
+    """
+    dataset_name = str(report.dataset.get("name") or DEFAULT_DATASET)
+    if report.compression:
+        dataset_name = f"{dataset_name} {report.compression}"
+    out = []
+    for result in report.results:
+        for level, task_type in LEVELS.items():
+            for key, value in getattr(result, level).items():
+                metric_type, display, _ = METRICS[key]
+                out.append(EvalResult(
+                    task_type=task_type,
+                    task_name=f"Deepfake detection ({level} level)",
+                    dataset_type=_dataset_type(report),
+                    dataset_name=f"{dataset_name}, {_protocol_label(result.protocol)}",
+                    dataset_config="-".join(filter(None, (report.compression, result.protocol.replace(":", "-")))),
+                    dataset_split=result.split,
+                    dataset_args={"protocol": result.protocol,
+                                  **({"compression": report.compression} if report.compression else {})},
+                    metric_type=metric_type,
+                    metric_name=f"{level.capitalize()} {display}",
+                    metric_config=key,
+                    metric_value=value,
+                ))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Model card
+# --------------------------------------------------------------------------------------------------
+def _template(name: str) -> str:
+    return str(resources.files("dldfd_hf").joinpath("templates", name))
+
+
+def _cell(value: Optional[float]) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _results_tables(report: EvaluationReport) -> List[Dict[str, Any]]:
+    """Paper-style Table 2 blocks (combined / single / cross): our metrics beside the paper's TCR.
+
+    Rows come from :func:`dldfd_hf.metrics.paper.table2_row`, the same numbers ``examples/evaluate.py``
+    prints. The paper's TCR is shown only for FF++ c40, the data it was measured on.
+    """
+    methods = report.methods
+    abbreviations = [ABBREVIATIONS.get(m, m) for m in methods]
+    tables = []
+    for kind, title in (("combined", "Combined evaluation"), ("single", "Single evaluation"),
+                        ("cross", "Cross evaluation")):
+        rows = []
+        for result in (r for r in report.results if r.kind == kind):
+            method = result.method
+            if kind == "combined":
+                train = test = ", ".join(abbreviations)
+            elif kind == "single":
+                train = test = ABBREVIATIONS.get(method, method)
+            else:
+                train = ", ".join(a for m, a in zip(methods, abbreviations) if m != method)
+                test = ABBREVIATIONS.get(method, method)
+            row = table2_row(result.protocol, {"frame": result.frame, "video": result.video})
+            paper = row["paper_tcr"] if report.compression == "c40" else None
+            rows.append([train, test, _cell(paper)] + [_cell(row[key]) for key in (
+                "frame_tcr", "frame_balanced_accuracy", "frame_auc",
+                "video_tcr", "video_balanced_accuracy", "video_auc")])
+        if rows:
+            tables.append({"title": title, "rows": rows})
+    return tables
+
+
+def _registered_name(repo_id: Optional[str]) -> Optional[str]:
+    """The timm ``name.tag`` whose pretrained cfg points at ``repo_id``, if any."""
+    if not repo_id:
+        return None
+    import timm
+
+    for name in timm.list_pretrained("dldfd_*"):
+        if timm.models.get_pretrained_cfg(name).hf_hub_id == repo_id:
+            return name
+    return None
+
+
+def _base_model(backbone: str, backbone_pretrained: Optional[bool]) -> Optional[str]:
+    # A tagged timm backbone ("resnet50.tv_in1k") names the ImageNet checkpoint the training starts from.
+    if backbone_pretrained is False or "." not in backbone:
+        return None
+    return f"timm/{backbone}"
+
+
+def _training_rows(training: Mapping[str, Any]) -> List[List[str]]:
+    rows = []
+    for key, value in training.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        elif isinstance(value, Mapping):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:g}"
+        rows.append([TRAINING_FIELDS.get(key, key.replace("_", " ")), str(value)])
+    return rows
+
+
+def render_model_card(
+    config: Mapping[str, Any],
+    *,
+    repo_id: Optional[str] = None,
+    results: Optional[Union[EvaluationReport, PathLike, Mapping[str, Any]]] = None,
+    training: Optional[Mapping[str, Any]] = None,
+    trained: Optional[bool] = None,
+    license: Optional[str] = None,
+) -> ModelCard:
+    """The model card of an exported folder.
+
+    Args:
+        config: the exported ``config.json`` (:func:`dldfd_hf.hub.hub_config`).
+        repo_id: the Hub id, used in the usage snippets (a placeholder when None).
+        results: evaluation results (see :func:`load_evaluation`); None = the card says there are none
+            and carries no metric values at all.
+        training: training details shown as a table: :func:`training_details` of the run's
+            ``results.json``, or any mapping (keys of :data:`TRAINING_FIELDS` get readable labels).
+        trained: False puts a warning at the top: the weights are not a trained detector.
+        license: overrides the license of the timm pretrained cfg (apache-2.0).
+    """
+    report = load_evaluation(results) if results is not None else None
+    training = dict(training or {})
+    pretrained_cfg = config.get("pretrained_cfg", {})
+    backbone = str(config.get("backbone", ""))
+    datasets = [str((report.dataset.get("name") if report else None) or DEFAULT_DATASET)]
+    name = repo_id.split("/")[-1] if repo_id else f"{config.get('architecture', 'dldfd')}"
+    card_data = ModelCardData(
+        model_name=name,
+        license=license or pretrained_cfg.get("license") or "apache-2.0",
+        library_name="timm",
+        pipeline_tag="image-classification",
+        tags=["image-classification", "deepfake-detection", "faceforensics", "dldfd", "timm", "transformers",
+              "custom_code"],
+        datasets=datasets,
+        base_model=_base_model(backbone, training.get("pretrained_backbone")),
+        metrics=sorted({METRICS[k][0] for r in report.results for lvl in LEVELS for k in getattr(r, lvl)})
+        if report else None,
+        eval_results=eval_results(report) if report else None,
+    )
+    stem_out = int(config.get("stem_out_chans", 3))
+    hidden = int(config.get("stem_branches", 3)) * int(config.get("stem_branch_chans", 64))
+    size = int(config.get("image_size", 224))
+    return ModelCard.from_template(
+        card_data,
+        template_path=_template("model_card.md"),
+        title=name,
+        repo_id=repo_id or "<org>/<name>",
+        has_repo_id=bool(repo_id),
+        registered_name=_registered_name(repo_id),
+        trained=trained,
+        architecture=config.get("architecture", "dldfd_resnet50"),
+        backbone=backbone,
+        backbone_kwargs=config.get("backbone_kwargs") or {},
+        stem_out_chans=stem_out,
+        stem_hidden=hidden,
+        stem_branches=int(config.get("stem_branches", 3)),
+        stem_branch_chans=int(config.get("stem_branch_chans", 64)),
+        stem_norm=config.get("stem_norm"),
+        stem_act=config.get("stem_act"),
+        head_num_classes=int(config.get("head_num_classes", 1)),
+        image_size=size,
+        training_rows=_training_rows(training),
+        has_results=report is not None,
+        tables=_results_tables(report) if report else [],
+        results_source=Path(report.source).name if report and report.source else None,
+        compression=report.compression if report else None,
+        ffpp_url=FFPP_URL,
+        ffpp_terms_url=FFPP_TERMS_URL,
+    )
