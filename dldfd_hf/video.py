@@ -137,6 +137,7 @@ class VideoReader:
         self._pos = -1  # index of the last frame the decoder produced
         self._seek_keyframe = 0  # where the decoder was last positioned
         self._fresh_seek = True  # nothing decoded since that positioning
+        self._seek_back = 0  # keyframes to aim early, for demuxers whose seeks land late
         self.seeks = 0
         self.frames_decoded = 0
 
@@ -204,8 +205,9 @@ class VideoReader:
             found = self._decode_until(target)
             if found is not None:
                 return self._frame(*found)
-            # The seek landed past the target (an imprecise demuxer): one keyframe earlier.
-            keyframe = index.keyframe_before(keyframe)
+            # The seek landed past the target (demuxers that seek by scanning timestamps, e.g.
+            # MPEG-PS, land a GOP late): aim one keyframe earlier, now and for later seeks.
+            self._seek_back += 1
             self._seek(keyframe)
 
     def _decode_until(self, target: int) -> Optional[Tuple[int, Any]]:
@@ -218,16 +220,21 @@ class VideoReader:
             self._pos = position
             if position >= target:
                 return position, frame
+        if self._fresh_seek and self._seek_keyframe > 0:
+            return None  # the seek landed at the end of the file
         raise VideoReadError(
             self.path,
             f"truncated or corrupt: decoding stopped before frame {target} (the file lists {len(self._frame_index())} frames)",
         )
 
     def _seek(self, keyframe: int) -> None:
+        """Position the decoder at ``keyframe`` (or ``_seek_back`` keyframes earlier)."""
         import av
 
         index = self._frame_index()
-        if keyframe == 0:
+        position = bisect.bisect_left(index.keyframes, keyframe)
+        landing = index.keyframes[max(0, position - self._seek_back)]
+        if landing == 0:
             if self._decoder is not None:
                 # Back to the start: a fresh demuxer is exact for every format.
                 self.seeks += 1
@@ -237,12 +244,12 @@ class VideoReader:
         else:
             self.seeks += 1
             try:
-                self._container.seek(int(index.pts[keyframe]), stream=self._stream, backward=True)
+                self._container.seek(int(index.pts[landing]), stream=self._stream, backward=True)
             except av.error.FFmpegError as err:
-                raise VideoReadError(self.path, f"cannot seek to frame {keyframe} ({_ffmpeg_reason(err)})") from None
+                raise VideoReadError(self.path, f"cannot seek to frame {landing} ({_ffmpeg_reason(err)})") from None
         self._decoder = self._decode()
-        self._pos = keyframe - 1
-        self._seek_keyframe = keyframe
+        self._pos = landing - 1
+        self._seek_keyframe = landing
         self._fresh_seek = True
 
     def _decode(self) -> Iterator[Tuple[Optional[int], Any]]:
@@ -256,7 +263,8 @@ class VideoReader:
                     yield index.position(frame.pts), frame
         except av.error.FFmpegError as err:
             raise VideoReadError(
-                self.path, f"undecodable video data after frame {self._pos} ({_ffmpeg_reason(err)})"
+                self.path,
+                f"truncated or corrupt: undecodable video data after frame {self._pos} ({_ffmpeg_reason(err)})",
             ) from None
 
     def _frame(self, position: int, frame: Any) -> Frame:
@@ -324,7 +332,9 @@ def iter_frames(path: PathLike, step: int = 1) -> Iterator[Frame]:
                         yield Frame(index=count, time=time, image=frame.to_ndarray(format="rgb24"))
                     count += 1
         except av.error.FFmpegError as err:
-            raise VideoReadError(path, f"undecodable video data after frame {count} ({_ffmpeg_reason(err)})") from None
+            raise VideoReadError(
+                path, f"truncated or corrupt: undecodable video data after frame {count} ({_ffmpeg_reason(err)})"
+            ) from None
     if count == 0:
         raise VideoReadError(path, "contains no decodable video frames")
     if expected and count < expected:
