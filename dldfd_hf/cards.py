@@ -147,8 +147,8 @@ def _protocol_result(entry: Any, where: str) -> ProtocolResult:
     video = _metric_values(metrics.get("video"), f"{where}.metrics.video")
     if not frame and not video:
         raise ValueError(f"{where} ({protocol}): no frame-level or video-level metrics found")
-    counts = {key: value for level in ("frame", "video") for key, value in (metrics.get(level) or {}).items()
-              if key in ("num_frames", "num_videos") and isinstance(value, int)}
+    counts = {f"{level}_{key}": value for level in ("frame", "video") for key, value in (metrics.get(level) or {}).items()
+              if key in ("num_real", "num_fake") and isinstance(value, int)}
     return ProtocolResult(protocol, frame, video, str(entry.get("split") or "test"), counts)
 
 
@@ -337,7 +337,7 @@ def _results_tables(report: EvaluationReport) -> List[Dict[str, Any]]:
     """Paper-style Table 2 blocks (combined / single / cross): our metrics beside the paper's TCR.
 
     Rows come from :func:`dldfd_hf.metrics.paper.table2_row`, the same numbers ``examples/evaluate.py``
-    prints. The paper's TCR is shown only for FF++ c40, the data it was measured on.
+    prints. The paper's TCR (measured on FF++ c40) is left out for results on another compression.
     """
     methods = report.methods
     abbreviations = [ABBREVIATIONS.get(m, m) for m in methods]
@@ -355,13 +355,22 @@ def _results_tables(report: EvaluationReport) -> List[Dict[str, Any]]:
                 train = ", ".join(a for m, a in zip(methods, abbreviations) if m != method)
                 test = ABBREVIATIONS.get(method, method)
             row = table2_row(result.protocol, {"frame": result.frame, "video": result.video})
-            paper = row["paper_tcr"] if report.compression == "c40" else None
+            paper = row["paper_tcr"] if report.compression in (None, "c40") else None
             rows.append([train, test, _cell(paper)] + [_cell(row[key]) for key in (
                 "frame_tcr", "frame_balanced_accuracy", "frame_auc",
                 "video_tcr", "video_balanced_accuracy", "video_auc")])
         if rows:
             tables.append({"title": title, "rows": rows})
     return tables
+
+
+def _always_fake_share(report: EvaluationReport) -> Optional[float]:
+    """Share of fake videos in the first protocol's test split: the TCR of always answering "fake"."""
+    for result in report.results:
+        real, fake = result.counts.get("video_num_real"), result.counts.get("video_num_fake")
+        if real is not None and fake is not None and real + fake:
+            return 100.0 * fake / (real + fake)
+    return None
 
 
 def _registered_name(repo_id: Optional[str]) -> Optional[str]:
@@ -463,6 +472,8 @@ def render_model_card(
         training_rows=_training_rows(training),
         has_results=report is not None,
         tables=_results_tables(report) if report else [],
+        always_fake=_always_fake_share(report) if report else None,
+        always_fake_protocol=report.results[0].protocol if report else None,
         results_source=Path(report.source).name if report and report.source else None,
         compression=report.compression if report else None,
         ffpp_url=FFPP_URL,
