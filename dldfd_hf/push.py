@@ -1,0 +1,315 @@
+"""Push a model, the private FF++ corpus, or the demo Space to the Hugging Face Hub.
+
+Each push stages the exact folder that goes up (``prepare_*_folder``), then calls
+``HfApi.create_repo`` and ``HfApi.upload_folder``. A dry run writes that folder to a directory of
+your choice and contacts nothing. The corpus is derived from FaceForensics++, whose terms forbid
+redistribution: it is only ever pushed to a private repo, and the push refuses a repo that turns out
+to be public.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, List, Mapping, Optional, Union
+
+from torch import nn
+
+from .hub import check_model_folder, export_model, write_folder
+
+__all__ = [
+    "SPACE_FILES",
+    "PushResult",
+    "prepare_corpus_folder",
+    "prepare_model_folder",
+    "prepare_space_folder",
+    "push_corpus",
+    "push_model",
+    "push_space",
+]
+
+PathLike = Union[str, os.PathLike]
+SPACE_FILES = ("app.py", "requirements.txt", "README.md")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class PushResult:
+    """What was (or, in a dry run, would have been) uploaded."""
+
+    repo_id: str
+    repo_type: str
+    private: bool
+    files: List[str] = field(default_factory=list)
+    folder: Optional[Path] = None  # dry run: the folder written instead of uploading
+    url: Optional[str] = None  # real push: the commit URL
+
+    @property
+    def dry_run(self) -> bool:
+        return self.url is None
+
+
+def _check_repo_id(repo_id: str) -> str:
+    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
+        raise ValueError(f"repo id must look like ORG/NAME, got {repo_id!r}")
+    return repo_id
+
+
+def _files(folder: Path) -> List[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------------
+# Staging
+# --------------------------------------------------------------------------------------------------
+def prepare_model_folder(
+    model: Union[nn.Module, PathLike],
+    output_dir: PathLike,
+    *,
+    repo_id: Optional[str] = None,
+    results: Any = None,
+    training: Optional[Mapping[str, Any]] = None,
+    trained: Optional[bool] = None,
+    overwrite: bool = False,
+) -> Path:
+    """The model repo folder: ``model`` exported with its card (:func:`dldfd_hf.hub.export_model`).
+
+    ``model`` is a timm / transformers DLDFD model, or anything ``--model`` accepts elsewhere
+    (:func:`dldfd_hf.loading.load_model`): a model folder (``save_pretrained`` or an export), a Hub
+    id, or an architecture name (random weights: the card then says so).
+    """
+    if not isinstance(model, nn.Module):
+        from .loading import load_model
+
+        model = load_model(model)[0]
+    return export_model(model, output_dir, repo_id=repo_id, results=results, training=training,
+                        trained=trained, overwrite=overwrite)
+
+
+def prepare_corpus_folder(corpus_dir: PathLike, output_dir: PathLike) -> Path:
+    """The dataset repo folder: Parquet shards ``data/<split>-NNNNN-of-NNNNN.parquet`` and the dataset
+    card, as written by :func:`dldfd_hf.data.publish.export_parquet` (``output_dir`` must not exist).
+
+    ``corpus_dir`` is the folder ``dldfd build-ffpp`` wrote.
+    """
+    from .data.publish import export_parquet
+
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist (build it with `dldfd build-ffpp`)")
+    return export_parquet(corpus_dir, output_dir)
+
+
+def _installed_requirement() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"dldfd-hf=={version('dldfd-hf')}"
+    except PackageNotFoundError:
+        from . import __version__
+
+        return f"dldfd-hf=={__version__}"
+
+
+_DLDFD_REQUIREMENT = re.compile(r"^\s*dldfd[-_]hf\b", re.IGNORECASE)
+
+
+def _pinned_requirements(text: str, requirement: str) -> str:
+    """``requirements.txt`` with every dldfd-hf line replaced by the one pinned ``requirement``."""
+    lines = [line for line in text.splitlines() if not _DLDFD_REQUIREMENT.match(line)]
+    return "\n".join([requirement, *lines]).rstrip() + "\n"
+
+
+def prepare_space_folder(
+    demo_dir: PathLike,
+    output_dir: PathLike,
+    *,
+    model_id: Optional[str] = None,
+    requirement: Optional[str] = None,
+    title: str = "DLDFD deepfake detector",
+    overwrite: bool = False,
+) -> Path:
+    """The Space folder: ``demo/app.py``, ``requirements.txt`` pinned to dldfd-hf, and ``README.md``
+    with the Spaces metadata (gradio SDK and version, app file, the model it runs).
+
+    Only these three files are copied: nothing else from the demo folder (test media, caches) goes up.
+
+    Args:
+        demo_dir: the folder with ``app.py``, ``requirements.txt`` and ``README.md``.
+        model_id: the model repo the Space runs (listed in its ``models`` metadata).
+        requirement: the dldfd-hf requirement line (default: ``dldfd-hf==<installed version>``;
+            a ``dldfd-hf @ git+https://...`` URL works too).
+    """
+    import gradio
+    from huggingface_hub import SpaceCard
+
+    demo_dir = Path(demo_dir)
+    missing = [name for name in SPACE_FILES if not (demo_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"the Space needs {', '.join(missing)} in {demo_dir} (expected {', '.join(SPACE_FILES)})"
+        )
+    requirement = requirement or _installed_requirement()
+    if not _DLDFD_REQUIREMENT.match(requirement):
+        raise ValueError(f"requirement must name dldfd-hf, got {requirement!r}")
+
+    card = SpaceCard((demo_dir / "README.md").read_text(encoding="utf-8"))
+    data = card.data
+    for key, value in (("title", title), ("emoji", "🕵️"), ("colorFrom", "indigo"), ("colorTo", "gray"),
+                       ("pinned", False), ("license", "apache-2.0"),
+                       ("short_description", "Deepfake detection on face crops and videos (DLDFD)")):
+        if data.get(key) is None:
+            data[key] = value
+    data["sdk"] = "gradio"
+    data["sdk_version"] = gradio.__version__
+    data["app_file"] = "app.py"
+    if model_id:
+        models = list(data.get("models") or [])
+        data["models"] = models + ([model_id] if model_id not in models else [])
+    tags = list(data.get("tags") or [])
+    data["tags"] = tags + [t for t in ("deepfake-detection", "dldfd") if t not in tags]
+
+    def fill(folder: Path) -> None:
+        shutil.copyfile(demo_dir / "app.py", folder / "app.py")
+        requirements = (demo_dir / "requirements.txt").read_text(encoding="utf-8")
+        (folder / "requirements.txt").write_text(_pinned_requirements(requirements, requirement), encoding="utf-8")
+        card.save(folder / "README.md")
+
+    return write_folder(output_dir, fill, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------------------------------
+# Upload
+# --------------------------------------------------------------------------------------------------
+def _api(api: Any, token: Optional[str]) -> Any:
+    if api is not None:
+        return api
+    from huggingface_hub import HfApi
+
+    return HfApi(token=token)
+
+
+def _upload(
+    folder: Path,
+    repo_id: str,
+    repo_type: str,
+    private: bool,
+    *,
+    api: Any,
+    commit_message: str,
+    require_private: bool = False,
+    **create_kwargs: Any,
+) -> PushResult:
+    url = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **create_kwargs)
+    repo_id = getattr(url, "repo_id", None) or repo_id
+    if require_private:
+        # create_repo(exist_ok=True) leaves an existing repo's visibility as it is: check it.
+        if not api.repo_info(repo_id, repo_type=repo_type).private:
+            raise PermissionError(
+                f"{repo_type} repo {repo_id} exists and is PUBLIC; FaceForensics++-derived data may only go "
+                "to a private repo. Make it private (or pick another name) and push again; nothing was uploaded."
+            )
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type,
+                               commit_message=commit_message)
+    return PushResult(repo_id, repo_type, private, _files(folder),
+                      url=str(getattr(commit, "commit_url", None) or commit))
+
+
+def _push(prepare: Callable[[Path], Path], repo_id: str, repo_type: str, private: bool, *,
+          dry_run_dir: Optional[PathLike], api: Any, token: Optional[str],
+          commit_message: str, **upload_kwargs: Any) -> PushResult:
+    if dry_run_dir is not None:
+        folder = prepare(Path(dry_run_dir))
+        return PushResult(repo_id, repo_type, private, _files(folder), folder=folder)
+    api = _api(api, token)
+    with tempfile.TemporaryDirectory(prefix="dldfd-push-") as tmp:
+        folder = prepare(Path(tmp) / "repo")
+        return _upload(folder, repo_id, repo_type, private, api=api, commit_message=commit_message,
+                       **upload_kwargs)
+
+
+def push_model(
+    model: Union[nn.Module, PathLike],
+    repo_id: str,
+    *,
+    private: bool = False,
+    results: Any = None,
+    training: Optional[Mapping[str, Any]] = None,
+    trained: Optional[bool] = None,
+    dry_run_dir: Optional[PathLike] = None,
+    overwrite: bool = False,
+    api: Any = None,
+    token: Optional[str] = None,
+    commit_message: str = "Upload DLDFD model",
+) -> PushResult:
+    """Export ``model`` with its card (results from ``results``) and upload it as a model repo.
+
+    ``dry_run_dir``: write the folder that would be uploaded there and upload nothing.
+    ``api``: an ``HfApi``-like object (default ``HfApi(token=token)``).
+    """
+    _check_repo_id(repo_id)
+
+    def prepare(out: Path) -> Path:
+        folder = prepare_model_folder(model, out, repo_id=repo_id, results=results, training=training,
+                                      trained=trained, overwrite=overwrite)
+        check_model_folder(folder)
+        return folder
+
+    return _push(prepare, repo_id, "model", private, dry_run_dir=dry_run_dir,
+                 api=api, token=token, commit_message=commit_message)
+
+
+def push_corpus(
+    corpus_dir: PathLike,
+    repo_id: str,
+    *,
+    private: bool = True,
+    dry_run_dir: Optional[PathLike] = None,
+    api: Any = None,
+    token: Optional[str] = None,
+    commit_message: str = "Upload FaceForensics++ face-crop corpus",
+) -> PushResult:
+    """Upload the corpus as Parquet shards + dataset card to a **private** dataset repo.
+
+    ``private=False`` is refused: FaceForensics++ may not be redistributed. An existing repo of that
+    name that is public is refused too, before anything is uploaded.
+    """
+    _check_repo_id(repo_id)
+    if private is not True:
+        raise ValueError(
+            "the FaceForensics++ corpus can only be pushed to a private repo (its terms forbid redistribution)"
+        )
+
+    def prepare(out: Path) -> Path:
+        return prepare_corpus_folder(corpus_dir, out)
+
+    return _push(prepare, repo_id, "dataset", True, dry_run_dir=dry_run_dir,
+                 api=api, token=token, commit_message=commit_message, require_private=True)
+
+
+def push_space(
+    demo_dir: PathLike,
+    repo_id: str,
+    *,
+    model_id: Optional[str] = None,
+    requirement: Optional[str] = None,
+    private: bool = False,
+    dry_run_dir: Optional[PathLike] = None,
+    overwrite: bool = False,
+    api: Any = None,
+    token: Optional[str] = None,
+    commit_message: str = "Upload DLDFD demo",
+) -> PushResult:
+    """Upload the Gradio demo (``demo/``) as a Space running ``model_id``."""
+    _check_repo_id(repo_id)
+
+    def prepare(out: Path) -> Path:
+        return prepare_space_folder(demo_dir, out, model_id=model_id, requirement=requirement,
+                                    overwrite=overwrite)
+
+    return _push(prepare, repo_id, "space", private, dry_run_dir=dry_run_dir,
+                 api=api, token=token, commit_message=commit_message, space_sdk="gradio")
