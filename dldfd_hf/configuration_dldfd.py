@@ -20,6 +20,7 @@ _DLDFD_ARGS = {
     "stem_branches": "stem_branches",
     "stem_norm": "stem_norm",
     "stem_act": "stem_act",
+    "stem_fused": "stem_fused",
     "drop_rate": "drop_rate",
     "global_pool": "global_pool",
 }
@@ -35,6 +36,7 @@ class DLDFDConfig(PretrainedConfig):
         head_num_classes: outputs of the timm head: 1 (fake logit, BCE) or 2 (real/fake, CE).
         num_channels: image channels.
         stem_out_chans, stem_branch_chans, stem_branches, stem_norm, stem_act: the augmented layers.
+        stem_fused: run the augmented layers with the fused, memory-saving kernels (same results).
         drop_rate: dropout before the classifier.
         global_pool: timm pooling type.
         image_size, image_mean, image_std: preprocessing that travels with the weights.
@@ -55,6 +57,7 @@ class DLDFDConfig(PretrainedConfig):
         stem_branches: int = 3,
         stem_norm: Optional[str] = "batchnorm",
         stem_act: Optional[str] = "relu",
+        stem_fused: bool = True,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
         image_size: int = 224,
@@ -96,6 +99,7 @@ class DLDFDConfig(PretrainedConfig):
         self.stem_branches = stem_branches
         self.stem_norm = stem_norm
         self.stem_act = stem_act
+        self.stem_fused = bool(stem_fused)
         self.drop_rate = drop_rate
         self.global_pool = global_pool
         self.image_size = image_size

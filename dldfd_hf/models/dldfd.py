@@ -33,6 +33,8 @@ class DLDFD(nn.Module):
         stem_out_chans: width of the 1x1 projection, i.e. the backbone's ``in_chans``.
         stem_branch_chans / stem_branches: filters per 3x3 branch and number of branches.
         stem_norm / stem_act: timm layer names (or None for the paper-literal linear stem).
+        stem_fused: run the stem without materialising its wide hidden tensor (BN folded, tiled,
+            recomputed in backward); same outputs and gradients. False forces the layer-by-layer path.
         backbone_pretrained: load the backbone's ImageNet weights through timm's pretrained path.
         backbone_kwargs: extra keyword arguments for ``timm.create_model(backbone, ...)``.
     """
@@ -47,6 +49,7 @@ class DLDFD(nn.Module):
         stem_branches: int = 3,
         stem_norm: LayerSpec = "batchnorm",
         stem_act: LayerSpec = "relu",
+        stem_fused: bool = True,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
         backbone_pretrained: bool = False,
@@ -72,6 +75,7 @@ class DLDFD(nn.Module):
             num_branches=stem_branches,
             norm_layer=stem_norm,
             act_layer=stem_act,
+            fused=stem_fused,
         )
         self.backbone = timm.create_model(
             backbone,
@@ -95,6 +99,7 @@ class DLDFD(nn.Module):
             stem_branches=stem_branches,
             stem_norm=stem_norm if stem_norm is None or isinstance(stem_norm, str) else stem_norm.__name__,
             stem_act=stem_act if stem_act is None or isinstance(stem_act, str) else stem_act.__name__,
+            stem_fused=stem_fused,
             drop_rate=drop_rate,
             global_pool=global_pool,
             backbone_kwargs=dict(backbone_kwargs or {}),
