@@ -64,13 +64,15 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     Call parameters: ``num_frames`` (32), ``strategy`` (``"majority"`` | ``"mean"``), ``threshold``
     (0.5), ``batch_size`` (crops per forward pass, 32), ``select`` (faces per frame: ``"largest"``
     for videos, ``"all"`` for photos by default; or ``"confident"``), ``min_face_score`` (0.9),
-    ``detect_max_size``. ``device`` is given when the pipeline is created.
+    ``detect_max_size``, ``return_crops`` (False). ``device`` is given when the pipeline is created.
 
     Output: ``label`` (``"real"``/``"fake"``, None when no face was found), ``score`` (fake-vote
     ratio for majority, mean P(fake) for mean), ``votes`` ``{"fake", "real"}``, ``mean_prob``,
     ``fake_ratio``, ``frames_used``, ``frames_without_face``, ``frames_sampled``, ``kind``
     (``"video"``/``"image"``/``"frames"``), and ``frames``: one record per scored face or per frame
-    without a face, ``{"index", "time", "box", "fake_prob", "face_score"}``.
+    without a face, ``{"index", "time", "box", "fake_prob", "face_score"}``. With ``return_crops=True``
+    also ``crops``: the face crops (PIL images at the model's input size) in the order of the
+    records that have a box.
     """
 
     _load_processor = False
@@ -110,6 +112,7 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         select: Optional[str] = None,
         min_face_score: Optional[float] = None,
         detect_max_size: Optional[int] = None,
+        return_crops: Optional[bool] = None,
         **kwargs: Any,
     ) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
         if kwargs:
@@ -139,6 +142,8 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
             if not 0.0 <= float(threshold) <= 1.0:
                 raise ValueError(f"{TASK}: threshold must be in [0, 1], got {threshold!r}")
             postprocess["threshold"] = float(threshold)
+        if return_crops is not None:
+            postprocess["return_crops"] = bool(return_crops)
         return preprocess, forward, postprocess
 
     # --- stages -------------------------------------------------------------------------------
@@ -171,7 +176,9 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         pixel_values = None
         if crops:
             pixel_values = self.image_processor(images=crops, return_tensors="pt")["pixel_values"]
-        return {"pixel_values": pixel_values, "records": records, "kind": kind, "frames_sampled": len(frames)}
+        return {
+            "pixel_values": pixel_values, "records": records, "crops": crops, "kind": kind, "frames_sampled": len(frames)
+        }
 
     def _forward(self, model_inputs: Dict[str, Any], crop_batch_size: Optional[int] = None) -> Dict[str, Any]:
         batch_size = crop_batch_size or self._batch_size or 32
@@ -187,7 +194,11 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         return {"fake_probs": probs, **model_inputs}
 
     def postprocess(
-        self, model_outputs: Dict[str, Any], strategy: str = "majority", threshold: float = 0.5
+        self,
+        model_outputs: Dict[str, Any],
+        strategy: str = "majority",
+        threshold: float = 0.5,
+        return_crops: bool = False,
     ) -> Dict[str, Any]:
         probs = iter(model_outputs["fake_probs"].tolist())
         records = model_outputs["records"]
@@ -198,6 +209,8 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         result = verdict.to_dict()
         result["kind"] = model_outputs["kind"]
         result["frames_sampled"] = model_outputs["frames_sampled"]
+        if return_crops:
+            result["crops"] = model_outputs["crops"]
         return result
 
     # --- helpers ------------------------------------------------------------------------------

@@ -57,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..loading import ModelLoadError, RandomWeightsWarning, load_video_pipeline
-    from ..media import MediaError
 
     files = collect_files(args.paths)
     if not files:
@@ -78,27 +77,11 @@ def run(args: argparse.Namespace) -> int:
         if issubclass(warning.category, RandomWeightsWarning):
             print(f"\n{'!' * 78}\nWARNING: {warning.message}\n{'!' * 78}\n", file=sys.stderr)
 
-    rows: List[Dict[str, Any]] = []
-    for path in tqdm(files, desc="detect", unit="file", disable=args.no_progress, file=sys.stderr):
-        row: Dict[str, Any] = {"path": str(path), "kind": None, "label": None, "score": None,
-                               "votes": None, "mean_prob": None, "frames_used": 0,
-                               "frames_without_face": 0, "frames": [], "error": None}
-        try:
-            if not path.is_file():
-                raise MediaError(path, "no such file" if not path.exists() else "not a regular file")
-            result = detector(str(path), num_frames=args.frames, strategy=args.strategy,
-                              threshold=args.threshold, batch_size=args.batch_size)
-            row.update({key: result[key] for key in
-                        ("kind", "label", "score", "votes", "mean_prob", "frames_used", "frames_without_face", "frames")})
-            if result["label"] is None:
-                where = "the image" if result["kind"] == "image" else f"any of the {result['frames_sampled']} sampled frames"
-                row["error"] = f"no face found in {where}"
-        except MediaError as err:
-            row["error"] = str(err.reason)
-        except Exception as err:  # one bad file must not stop the others; the row says what happened
-            logger.debug("detect failed on %s", path, exc_info=True)
-            row["error"] = f"unexpected {type(err).__name__}: {err}"
-        rows.append(row)
+    rows = [
+        detect_file(detector, path, num_frames=args.frames, strategy=args.strategy,
+                    threshold=args.threshold, batch_size=args.batch_size)
+        for path in tqdm(files, desc="detect", unit="file", disable=args.no_progress, file=sys.stderr)
+    ]
 
     text = format_rows(rows, args.format)
     if args.output is not None:
@@ -109,6 +92,40 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"dldfd detect: {failed} of {len(rows)} file(s) failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def detect_file(detector: Any, path: Path, **call_kwargs: Any) -> Dict[str, Any]:
+    """The output row for one file: ``detector`` (a deepfake-video-detection pipeline) called on
+    ``path`` with ``call_kwargs``; a file that cannot be read gets its error in the row."""
+    from ..media import MediaError
+
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise MediaError(path, "no such file" if not path.exists() else "not a regular file")
+        return result_row(str(path), detector(str(path), **call_kwargs))
+    except MediaError as err:
+        return error_row(str(path), str(err.reason))
+    except Exception as err:  # one bad file must not stop the others; the row says what happened
+        logger.debug("detect failed on %s", path, exc_info=True)
+        return error_row(str(path), f"unexpected {type(err).__name__}: {err}")
+
+
+def result_row(path: str, result: Dict[str, Any]) -> Dict[str, Any]:
+    """The output row (``--format json`` schema) for a pipeline ``result``; "no face found" is an error."""
+    row = error_row(path, None)
+    row.update({key: result[key] for key in
+                ("kind", "label", "score", "votes", "mean_prob", "frames_used", "frames_without_face", "frames")})
+    if result["label"] is None:
+        where = "the image" if result["kind"] == "image" else f"any of the {result['frames_sampled']} sampled frames"
+        row["error"] = f"no face found in {where}"
+    return row
+
+
+def error_row(path: str, error: Optional[str]) -> Dict[str, Any]:
+    """An output row with no result, only ``error``."""
+    return {"path": path, "kind": None, "label": None, "score": None, "votes": None, "mean_prob": None,
+            "frames_used": 0, "frames_without_face": 0, "frames": [], "error": error}
 
 
 def collect_files(paths: Sequence[str]) -> List[Path]:
