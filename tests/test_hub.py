@@ -171,16 +171,44 @@ def test_transformers_model_exports_the_same_folder(exported, trained_tiny, tmp_
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_video_pipeline_and_detect_command_agree_with_timm(exported, trained_tiny, shared_data, capsys):
+    """pipeline("deepfake-video-detection") and `dldfd detect` from the Hub id: timm's logits on their crops."""
+    from dldfd_hf.cli import main as dldfd
+
+    clip = shared_data / "videos/LipNet_GRID/evaluation_samples_GRID_bbaf2n.mpg"  # a real talking face
+    detector = pipeline("deepfake-video-detection", model=REPO_ID)
+    result = detector(str(clip), num_frames=3)
+    # The pipeline's own crops and preprocessing, scored by the timm model of the same repo.
+    pixel_values = detector.preprocess(str(clip), num_frames=3)["pixel_values"]
+    with torch.no_grad():
+        expected = torch.sigmoid(trained_tiny(pixel_values))[:, 0].tolist()
+    probs = [frame["fake_prob"] for frame in result["frames"] if frame["fake_prob"] is not None]
+    assert len(probs) == 3 and probs == pytest.approx(expected, abs=1e-6)
+
+    assert dldfd(["detect", str(clip), "--model", REPO_ID, "--frames", "3", "--format", "json",
+                  "--no-progress"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["error"] is None and row["label"] == result["label"]
+    assert [f["fake_prob"] for f in row["frames"]] == pytest.approx(probs, abs=1e-6)
+
+
 REMOTE_CODE_SCRIPT = """
 import json, sys
+import numpy as np
 import torch
-from transformers import AutoModelForImageClassification, pipeline
+from PIL import Image
+from transformers import AutoModel, AutoModelForImageClassification, pipeline
 assert "dldfd_hf" not in sys.modules
 model = AutoModelForImageClassification.from_pretrained({repo!r}, trust_remote_code=True).eval()
 pixels = torch.tensor(json.loads(sys.stdin.read()))
 with torch.no_grad():
     logits = model(pixel_values=pixels).logits
-print(json.dumps({{"class": type(model).__module__, "logits": logits.tolist()}}))
+    pooled = AutoModel.from_pretrained({repo!r}, trust_remote_code=True).eval()(pixel_values=pixels).pooler_output
+classifier = pipeline("image-classification", model={repo!r}, trust_remote_code=True)
+face = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 90, 3), dtype=np.uint8))
+scores = {{r["label"]: r["score"] for r in classifier(face)}}
+print(json.dumps({{"class": type(model).__module__, "logits": logits.tolist(), "pooled": list(pooled.shape),
+                  "scores": scores}}))
 """
 
 BLOCK_PACKAGE = """
@@ -209,6 +237,10 @@ def test_trust_remote_code_loads_without_importing_dldfd_hf(exported, trained_ti
     logits = torch.tensor(out["logits"])
     assert torch.equal(logits[:, 0], torch.zeros(3))
     assert torch.allclose(logits[:, 1], z, atol=1e-6)  # JSON carries the float32 values exactly in practice
+    assert out["pooled"] == [3, trained_tiny.num_features]  # AutoModel: the features, no head
+    face = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 90, 3), dtype=np.uint8))
+    in_process = {r["label"]: r["score"] for r in pipeline("image-classification", model=REPO_ID)(face)}
+    assert out["scores"] == pytest.approx(in_process, abs=1e-6)
 
 
 def test_trust_remote_code_without_the_package_says_pip_install(exported, hf_home):
