@@ -1,0 +1,151 @@
+"""Face cropping on real clips and photos: detection rate, boxes on the face, crop geometry, odd images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dldfd_hf.faces import Face, FaceCropper, square_crop_box
+from dldfd_hf.media import load_image
+from dldfd_hf.video import sample_frames
+
+CLIPS = (
+    "videos/LipNet_GRID/evaluation_samples_GRID_lbax4n.mpg",
+    "videos/LivePortrait/assets_examples_driving_d19.mp4",
+    "videos/video-retalking/examples_face_5.mp4",
+)
+ASTRONAUT = "faces/scikit-image_pkg/astronaut.png"  # one face, 512x512
+MULTIFACE = "faces/facenet-pytorch/data_multiface.jpg"  # a group photo
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # MTCNN runs thousands of tiny ops; on the shared 2-core CI machine a second intra-op thread
+    # mostly waits for the first. Results do not depend on it, only the test time does.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cropper() -> FaceCropper:
+    return FaceCropper(crop_size=64)
+
+
+@pytest.fixture(scope="module")
+def astronaut(shared_data: Path) -> Image.Image:
+    return load_image(shared_data / ASTRONAUT)
+
+
+def _inside(points: np.ndarray, box) -> bool:
+    x1, y1, x2, y2 = box
+    return bool(((points[:, 0] >= x1) & (points[:, 0] <= x2) & (points[:, 1] >= y1) & (points[:, 1] <= y2)).all())
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_faces_found_on_talking_face_clips(shared_data, cropper, clip):
+    frames = sample_frames(shared_data / clip, num_frames=8)
+    results = cropper([frame.image for frame in frames])
+    assert len(results) == len(frames)
+    assert sum(len(faces) == 1 for faces in results) / len(frames) >= 0.95
+    for frame, faces in zip(frames, results):
+        height, width = frame.image.shape[:2]
+        for face in faces:
+            assert isinstance(face, Face) and face.score >= 0.9
+            x1, y1, x2, y2 = face.box
+            assert 0 <= x1 < x2 <= width + 1 and 0 <= y1 < y2 <= height + 1
+            # Eyes, nose and mouth corners lie inside the face box: the box is on the face.
+            assert face.landmarks.shape == (5, 2) and _inside(face.landmarks, face.box)
+            left_eye, right_eye, nose = face.landmarks[0], face.landmarks[1], face.landmarks[2]
+            assert left_eye[0] < nose[0] < right_eye[0] and nose[1] > max(left_eye[1], right_eye[1])
+            # The crop: 1.3x the box around its centre, square unless clipped, resized to crop_size.
+            cx1, cy1, cx2, cy2 = face.crop_box
+            assert cx1 <= x1 and cy1 <= y1 and cx2 >= x2 and cy2 >= y2
+            assert face.crop_box == square_crop_box(face.box, width, height, 1.3)
+            assert face.crop.size == (64, 64) and face.crop.mode == "RGB"
+
+
+def test_square_crop_box_geometry():
+    # 100x80 box centred at (200, 150): side 130, centred.
+    assert square_crop_box((150, 110, 250, 190), 640, 480) == (135, 85, 265, 215)
+    # Near the top-left corner: clipped to the frame, not shifted.
+    assert square_crop_box((0, 5, 40, 45), 640, 480) == (0, 0, 46, 51)
+    assert square_crop_box((600, 440, 640, 480), 640, 480) == (594, 434, 640, 480)
+    assert square_crop_box((10, 10, 20, 20), 640, 480, scale=1.0) == (10, 10, 20, 20)
+
+
+def test_select_modes_and_min_score(shared_data):
+    photo = load_image(shared_data / MULTIFACE)
+    everyone = FaceCropper(crop_size=32, select="all")([photo])[0]
+    assert len(everyone) >= 3
+    areas = [face.area for face in everyone]
+    assert areas == sorted(areas, reverse=True)
+    assert len({face.crop_box for face in everyone}) == len(everyone)
+    largest = FaceCropper(crop_size=32, select="largest")([photo])[0]
+    assert len(largest) == 1 and largest[0].box == everyone[0].box
+    confident = FaceCropper(crop_size=32, select="confident")([photo])[0]
+    assert len(confident) == 1 and confident[0].score == max(face.score for face in everyone)
+    strict = FaceCropper(crop_size=32, select="all", min_score=0.9999)([photo])[0]
+    assert all(face.score >= 0.9999 for face in strict) and len(strict) <= len(everyone)
+    with pytest.raises(ValueError, match="select"):
+        FaceCropper(select="biggest")
+    with pytest.raises(ValueError, match="min_score"):
+        FaceCropper(min_score=1.5)
+
+
+def test_large_photo_is_downscaled_for_detection_and_boxes_map_back(cropper, astronaut):
+    reference = cropper([astronaut])[0][0]
+    big = Image.new("RGB", (4000, 3000), (90, 90, 90))  # a 4000x3000 photo: the face upscaled 5.86x
+    big.paste(astronaut.resize((3000, 3000), Image.Resampling.BICUBIC), (500, 0))
+    faces = cropper([big])[0]  # detected at 640x480, cropped from the 4000x3000 frame
+    assert len(faces) == 1
+    scale = 3000 / 512
+    expected = np.array(reference.box) * scale + [500, 0, 500, 0]
+    assert np.allclose(faces[0].box, expected, atol=0.05 * (expected[2] - expected[0]))
+    assert _inside(faces[0].landmarks, faces[0].box)
+    assert faces[0].crop.size == (64, 64)
+    # The crop is cut from the full-resolution frame: 1.3x the mapped-back box.
+    x1, y1, x2, y2 = faces[0].box
+    assert faces[0].crop_box[2] - faces[0].crop_box[0] == pytest.approx(1.3 * max(x2 - x1, y2 - y1), abs=2)
+
+
+def test_frames_without_face_give_empty_lists(cropper, astronaut):
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    gradient = np.broadcast_to(np.linspace(0, 255, 320, dtype=np.uint8)[None, :, None], (240, 320, 3)).copy()
+    tiny = np.zeros((8, 8, 3), dtype=np.uint8)  # smaller than the smallest face MTCNN looks for
+    results = cropper([noise, astronaut, gradient, tiny, np.asarray(astronaut)])
+    assert [len(faces) for faces in results] == [0, 1, 0, 0, 1]  # order kept across sizes
+    assert results[1][0].box == results[4][0].box
+
+
+def test_grayscale_rgba_palette_and_arrays(cropper, astronaut):
+    reference = cropper([astronaut])[0][0]
+    rgba = astronaut.convert("RGBA")
+    rgba.putalpha(Image.new("L", rgba.size, 255).point(lambda _: 200))
+    variants = [
+        astronaut.convert("L"),
+        rgba,
+        astronaut.convert("P", palette=Image.Palette.ADAPTIVE, colors=256),
+        astronaut.convert("I;16"),
+        np.asarray(astronaut.convert("L")),  # HxW
+        np.asarray(astronaut.convert("RGBA")),  # HxWx4
+    ]
+    for variant, faces in zip(variants, cropper(variants)):
+        assert len(faces) == 1, getattr(variant, "mode", getattr(variant, "shape", None))
+        assert np.allclose(faces[0].box, reference.box, atol=12)
+        assert faces[0].crop.mode == "RGB" and faces[0].crop.size == (64, 64)
+    with pytest.raises(TypeError, match="uint8"):
+        cropper([np.zeros((64, 64, 3), dtype=np.float32)])
+
+
+def test_native_size_crops(astronaut):
+    face = FaceCropper(crop_size=None)([astronaut])[0][0]
+    x1, y1, x2, y2 = face.crop_box
+    assert face.crop.size == (x2 - x1, y2 - y1)
+    np.testing.assert_array_equal(np.asarray(face.crop), np.asarray(astronaut)[y1:y2, x1:x2])
