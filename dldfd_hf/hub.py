@@ -31,6 +31,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import timm
+import transformers
 
 from .configuration_dldfd import DLDFDConfig
 from .modeling_dldfd import DLDFDForImageClassification, image_processor_for
@@ -180,8 +181,6 @@ def hub_config(model: ModelLike) -> Dict[str, Any]:
         hf["model_args"] = model_args
     else:
         hf.pop("model_args", None)
-    import transformers
-
     hf["transformers_version"] = transformers.__version__
     return _jsonable(hf)
 
