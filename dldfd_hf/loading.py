@@ -49,9 +49,15 @@ def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
     import timm
 
     text = str(spec)
-    if Path(text).is_dir():
+    path = Path(text).expanduser()
+    if path.is_dir():
         return "folder"
-    if "/" not in text and not text.startswith("hf-hub:"):
+    if path.exists() or text.startswith(("/", ".", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text):
+        reason = "a file, not a folder" if path.exists() else "no such directory"
+        raise ModelLoadError(f"{text!r} is not a model folder ({reason})")
+    if text.startswith("hf-hub:"):
+        return "hub"
+    if "/" not in text:
         if text in timm.list_models("dldfd_*"):
             return "architecture"
         if text in timm.list_pretrained("dldfd_*"):
@@ -60,8 +66,6 @@ def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
             raise ModelLoadError(
                 f"{text!r} is a timm model but not a DLDFD architecture; use one of {timm.list_models('dldfd_*')}"
             )
-        if Path(text).exists() or text.startswith((".", "~")) or os.sep in text:
-            raise ModelLoadError(f"{text!r}: not a model folder")
         raise ModelLoadError(
             f"{text!r} is neither a local model folder, a DLDFD architecture ({', '.join(timm.list_models('dldfd_*'))}), "
             "nor a Hub id of the form 'org/name'"
@@ -99,7 +103,10 @@ def load_model(
             model = DLDFDForImageClassification.from_timm(timm_model)
             processor = image_processor_for(model.config)
         else:
-            location = text[len("hf-hub:"):] if text.startswith("hf-hub:") else text
+            if source == "folder":
+                location = str(Path(text).expanduser())
+            else:
+                location = text[len("hf-hub:"):] if text.startswith("hf-hub:") else text
             model = AutoModelForImageClassification.from_pretrained(location)
             try:
                 processor = AutoImageProcessor.from_pretrained(location)

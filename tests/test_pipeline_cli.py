@@ -1,0 +1,258 @@
+"""The deepfake-video-detection pipeline and `dldfd detect`: inputs, outputs, agreement, bad files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+from transformers import pipeline
+
+import dldfd_hf
+from dldfd_hf.cli import main
+from dldfd_hf.commands.detect import format_rows
+from dldfd_hf.faces import FaceCropper
+from dldfd_hf.loading import ModelLoadError, RandomWeightsWarning, load_model, resolve_model_source
+from dldfd_hf.pipelines import DeepfakeVideoDetectionPipeline
+from dldfd_hf.video import evenly_spaced_indices, sample_frames, write_video
+from dldfd_hf.voting import vote
+
+GRID_CLIP = "videos/LipNet_GRID/evaluation_samples_GRID_sbwe5n.mpg"  # 75 frames, 25 fps
+PHOTO = "faces/scikit-image_pkg/astronaut.png"
+MULTIFACE = "faces/facenet-pytorch/data_multiface.jpg"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # See tests/test_faces.py: MTCNN's tiny ops run faster on one thread on the shared CI machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A dldfd_tiny saved by save_pretrained, with a head bias that spreads P(fake) around 0.5."""
+    torch.manual_seed(0)
+    model = dldfd_hf.DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny"))
+    with torch.no_grad():
+        model.dldfd.get_classifier().weight.mul_(40.0)  # random weights give P(fake) ~ 0.5 everywhere
+    folder = tmp_path_factory.mktemp("model") / "dldfd-tiny"
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def detector(model_dir) -> DeepfakeVideoDetectionPipeline:
+    return pipeline("deepfake-video-detection", model=str(model_dir), device="cpu")
+
+
+def test_registered_task_loads_a_saved_model_folder(detector, model_dir):
+    assert isinstance(detector, DeepfakeVideoDetectionPipeline)
+    assert isinstance(detector.model, dldfd_hf.DLDFDForImageClassification)
+    # The model's own preprocessing, from preprocessor_config.json: 64x64 crops, ImageNet mean/std.
+    saved = json.loads((model_dir / "preprocessor_config.json").read_text())
+    assert detector.crop_size == saved["size"]["height"] == 64
+    assert list(detector.image_processor.image_mean) == pytest.approx(saved["image_mean"])
+
+
+def test_video_output_and_scores_match_the_model(detector, shared_data):
+    clip = shared_data / GRID_CLIP
+    result = detector(str(clip), num_frames=6)
+    assert result["kind"] == "video" and result["frames_sampled"] == 6
+    records = result["frames"]
+    assert [r["index"] for r in records] == evenly_spaced_indices(75, 6)
+    assert [r["time"] for r in records] == pytest.approx([r["index"] / 25 for r in records])
+    assert all(r["box"] is not None and len(r["box"]) == 4 for r in records)
+    # Recompute independently: same frames, same crops, the model's processor, the model itself.
+    frames = sample_frames(clip, 6)
+    crops = [faces[0].crop for faces in FaceCropper(crop_size=64)([f.image for f in frames])]
+    pixels = detector.image_processor(images=crops, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        expected = torch.softmax(detector.model(pixel_values=pixels).logits, dim=-1)[:, 1]
+    assert [r["fake_prob"] for r in records] == pytest.approx(expected.tolist(), abs=1e-5)
+    verdict = vote(expected.tolist())
+    assert result["label"] == verdict.label and result["score"] == pytest.approx(verdict.score)
+    assert result["votes"] == verdict.votes and sum(result["votes"].values()) == result["frames_used"] == 6
+    assert result["mean_prob"] == pytest.approx(verdict.mean_prob)
+    # Parameters reach the voting stage.
+    mean = detector(str(clip), num_frames=6, strategy="mean", threshold=0.3, batch_size=2)
+    assert mean["strategy"] == "mean" and mean["threshold"] == 0.3
+    assert mean["score"] == pytest.approx(verdict.mean_prob, abs=1e-5)
+    assert mean["label"] == ("fake" if verdict.mean_prob >= 0.3 else "real")
+
+
+def test_frames_and_images_as_input(detector, shared_data):
+    frames = sample_frames(shared_data / GRID_CLIP, 4)
+    from_path = detector(str(shared_data / GRID_CLIP), num_frames=4)
+    from_frames = detector(frames)  # Frame objects keep their index and time
+    assert [r["index"] for r in from_frames["frames"]] == [r["index"] for r in from_path["frames"]]
+    assert [r["fake_prob"] for r in from_frames["frames"]] == pytest.approx([r["fake_prob"] for r in from_path["frames"]])
+    from_arrays = detector([f.image for f in frames])  # bare arrays: indices 0..n-1, no time
+    assert from_arrays["kind"] == "frames" and [r["index"] for r in from_arrays["frames"]] == [0, 1, 2, 3]
+    assert from_arrays["frames"][0]["time"] is None
+    assert from_arrays["score"] == pytest.approx(from_path["score"])
+    # A photo: every face is scored.
+    group = detector(str(shared_data / MULTIFACE))
+    assert group["kind"] == "image" and group["frames_used"] >= 3
+    assert {r["index"] for r in group["frames"]} == {0}
+    assert len({tuple(r["box"]) for r in group["frames"]}) == group["frames_used"]
+    single = detector(Image.open(shared_data / PHOTO))
+    assert single["frames_used"] == 1 and single["label"] in ("real", "fake")
+    # Several paths: one result each.
+    both = detector([str(shared_data / PHOTO), str(shared_data / GRID_CLIP)], num_frames=2)
+    assert [r["kind"] for r in both] == ["image", "video"]
+
+
+def test_faceless_input_gives_no_label(detector):
+    noise = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    result = detector(noise)
+    assert result["label"] is None and result["score"] is None
+    assert result["frames_without_face"] == 1 and result["frames"][0]["box"] is None
+
+
+def test_model_resolution(model_dir, hub_cache, tmp_path):
+    assert resolve_model_source(model_dir) == "folder"
+    assert resolve_model_source("dldfd_tiny") == "architecture"
+    assert resolve_model_source("dldfd_resnet50.ffpp_c40") == "pretrained-tag"
+    assert resolve_model_source("someone/some-detector") == "hub"
+    with pytest.raises(ModelLoadError, match="not a DLDFD architecture"):
+        resolve_model_source("resnet18")
+    with pytest.raises(ModelLoadError, match="neither"):
+        resolve_model_source("no_such_model")
+    with pytest.warns(RandomWeightsWarning, match="RANDOM weights"):
+        model, processor = load_model("dldfd_tiny")
+    assert processor.size["height"] == 64 and not model.training
+    # A Hub id resolves offline through the HF cache, like after a download.
+    hub_cache.add_folder("dldfd-test/tiny-video", model_dir)
+    from_hub, _ = load_model("dldfd-test/tiny-video")
+    from_folder, _ = load_model(model_dir)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(from_hub(pixel_values=x).logits, from_folder(pixel_values=x).logits)
+    with pytest.raises(ModelLoadError, match="dldfd-test/not-cached"):
+        load_model("dldfd-test/not-cached")
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+def _detect(capsys, *args):
+    code = main(["detect", *map(str, args), "--no-progress"])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "Traceback" not in out
+    return code, out, err
+
+
+def test_cli_agrees_with_the_pipeline(detector, model_dir, shared_data, tmp_path, capsys):
+    clip = shared_data / GRID_CLIP
+    expected = detector(str(clip), num_frames=5, strategy="mean")
+    out_file = tmp_path / "out" / "result.json"
+    code, _, _ = _detect(capsys, clip, "--model", model_dir, "--frames", 5, "--strategy", "mean",
+                         "--format", "json", "--output", out_file, "--device", "cpu", "--batch-size", 2)
+    assert code == 0
+    (row,) = json.loads(out_file.read_text())
+    assert list(out_file.parent.iterdir()) == [out_file]  # no temporary file left behind
+    assert row["path"] == str(clip) and row["error"] is None
+    assert row["label"] == expected["label"] and row["score"] == pytest.approx(expected["score"])
+    assert row["votes"] == expected["votes"]
+    assert [(f["index"], f["time"]) for f in row["frames"]] == [(f["index"], f["time"]) for f in expected["frames"]]
+    assert [f["box"] for f in row["frames"]] == [pytest.approx(f["box"]) for f in expected["frames"]]
+    assert [f["fake_prob"] for f in row["frames"]] == pytest.approx([f["fake_prob"] for f in expected["frames"]])
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory, shared_data) -> Path:
+    folder = tmp_path_factory.mktemp("mixed")
+    (folder / "nested").mkdir()
+    photo = Image.open(shared_data / PHOTO).convert("RGB")
+    photo.save(folder / "good_photo.jpg")
+    frames = [f.image for f in sample_frames(shared_data / GRID_CLIP, 12)]
+    write_video(folder / "nested" / "good_video.mp4", frames, fps=25, gop=4)
+    (folder / "notes.mp4").write_text("not a video at all\n")
+    complete = (folder / "nested" / "good_video.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(complete[: len(complete) // 3])
+    (folder / "zero.mp4").write_bytes(b"")
+    (folder / "fake_image.jpg").write_text("not an image either\n")
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "no_face.png")
+    big = Image.new("RGB", (4000, 3000), (90, 90, 90))
+    big.paste(photo.resize((3000, 3000)), (500, 0))
+    big.save(folder / "big_4000x3000.jpg", quality=85)
+    photo.convert("L").save(folder / "gray.png")
+    rgba = photo.convert("RGBA")
+    rgba.putalpha(200)
+    rgba.save(folder / "rgba.png")
+    photo.convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.gif")
+    (folder / "readme.txt").write_text("ignored: not an image or video extension\n")
+    return folder
+
+
+def test_cli_mixed_folder_reports_each_file(model_dir, mixed_folder, capsys):
+    code, out, err = _detect(capsys, mixed_folder, "--model", model_dir, "--frames", 4, "--format", "json")
+    assert code == 1  # some files failed
+    rows = {Path(row["path"]).relative_to(mixed_folder).as_posix(): row for row in json.loads(out)}
+    assert sorted(rows) == sorted([
+        "big_4000x3000.jpg", "fake_image.jpg", "good_photo.jpg", "gray.png", "nested/good_video.mp4",
+        "no_face.png", "notes.mp4", "palette.gif", "rgba.png", "truncated.mp4", "zero.mp4",
+    ])
+    errors = {name: row["error"] for name, row in rows.items() if row["error"]}
+    assert errors.keys() == {"fake_image.jpg", "no_face.png", "notes.mp4", "truncated.mp4", "zero.mp4"}
+    assert "not an image" in errors["fake_image.jpg"]
+    assert errors["no_face.png"] == "no face found in the image"
+    assert "not a video" in errors["notes.mp4"] and "truncated" in errors["truncated.mp4"]
+    assert errors["zero.mp4"] == "empty file (0 bytes)"
+    for name in ("good_photo.jpg", "big_4000x3000.jpg", "gray.png", "rgba.png", "palette.gif", "nested/good_video.mp4"):
+        row = rows[name]
+        assert row["label"] in ("real", "fake") and 0.0 <= row["score"] <= 1.0, name
+        assert row["frames"] and all(0.0 <= f["fake_prob"] <= 1.0 for f in row["frames"]), name
+    assert rows["nested/good_video.mp4"]["kind"] == "video" and rows["nested/good_video.mp4"]["frames_used"] == 4
+    assert "5 of 11 file(s) failed" in err
+
+
+def test_cli_table_and_csv_formats(model_dir, shared_data, tmp_path, capsys):
+    photo = shared_data / PHOTO
+    missing = tmp_path / "missing.mp4"
+    code, out, _ = _detect(capsys, photo, missing, "--model", model_dir)
+    lines = out.splitlines()
+    assert code == 1 and lines[0].split()[:4] == ["path", "kind", "label", "score"]
+    assert lines[1].startswith(str(photo)) and " image " in lines[1]
+    assert lines[2].startswith(str(missing)) and lines[2].endswith("no such file")
+    code, out, _ = _detect(capsys, photo, "--model", model_dir, "--format", "csv")
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and row["path"] == str(photo) and row["label"] in ("real", "fake") and row["error"] == ""
+    assert int(row["fake_votes"]) + int(row["real_votes"]) == int(row["frames_used"]) == 1
+    # The formatter alone, on a hand-made row.
+    text = format_rows([{"path": "x.mp4", "kind": None, "label": None, "score": None, "votes": None,
+                         "mean_prob": None, "frames_used": 0, "frames_without_face": 0, "frames": [],
+                         "error": "no such file"}], "csv")
+    assert text.splitlines()[1] == "x.mp4,,,,,,,0,0,no such file"
+
+
+def test_cli_architecture_name_warns_loudly(shared_data, capsys):
+    code, out, err = _detect(capsys, shared_data / PHOTO, "--model", "dldfd_tiny", "--format", "json")
+    assert code == 0 and "RANDOM weights" in err
+    assert json.loads(out)[0]["label"] in ("real", "fake")
+
+
+@pytest.mark.parametrize(
+    "model,message",
+    [("/no/such/folder", "not a model folder"), ("resnet18", "not a DLDFD architecture"),
+     ("dldfd-test/not-cached", "cannot load Hub model")],
+)
+def test_cli_bad_model_exits_2_without_traceback(shared_data, capsys, model, message):
+    code, out, err = _detect(capsys, shared_data / PHOTO, "--model", model)
+    assert code == 2 and out == "" and message in err
+
+
+def test_cli_bad_arguments(capsys, tmp_path):
+    with pytest.raises(SystemExit) as caught:
+        main(["detect", str(tmp_path), "--frames", "0"])
+    assert caught.value.code == 2 and "positive integer" in capsys.readouterr().err
+    code, _, err = _detect(capsys, tmp_path, "--model", "dldfd_tiny")  # an empty folder
+    assert code == 2 and "no image or video files" in err
