@@ -91,6 +91,7 @@ class EvaluationReport:
     dataset: Dict[str, Any] = field(default_factory=dict)
     methods_seen: List[str] = field(default_factory=list)
     source: Optional[str] = None
+    strategy: str = "majority"  # frame votes -> video label
 
     def __post_init__(self) -> None:
         seen = [r.protocol for r in self.results]
@@ -199,7 +200,9 @@ def load_evaluation(source: Union[PathLike, Mapping[str, Any], List[Any], Evalua
     corpus = corpus_settings(source.get("data"))
     if corpus.get("compression"):
         dataset.setdefault("compression", corpus["compression"])
-    return EvaluationReport(results, dataset, methods, name)
+    first_video = (entries[0].get("metrics") or entries[0]).get("video") or {}
+    strategy = str(source.get("strategy") or first_video.get("strategy") or "majority")
+    return EvaluationReport(results, dataset, methods, name, strategy)
 
 
 def corpus_settings(data: Any) -> Dict[str, Any]:
@@ -472,6 +475,8 @@ def render_model_card(
         training_rows=_training_rows(training),
         has_results=report is not None,
         tables=_results_tables(report) if report else [],
+        eval_split=report.results[0].split if report else None,
+        strategy=report.strategy if report else None,
         always_fake=_always_fake_share(report) if report else None,
         always_fake_protocol=report.results[0].protocol if report else None,
         results_source=Path(report.source).name if report and report.source else None,

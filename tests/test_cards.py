@@ -50,13 +50,15 @@ def _test_split(methods, seed: int, videos_per_method: int = 3, frames: int = 4)
 
 @pytest.fixture(scope="module")
 def eval_json(tmp_path_factory):
-    """The evaluation JSON as examples/evaluate.py writes it: entries made by the real evaluation code."""
+    """The evaluation JSON as examples/evaluate.py writes it ("dldfd-eval/1"), entries made by its own code."""
     results = []
     for seed, (protocol, methods) in enumerate(PROTOCOLS.items()):
         dataset, predictions = _test_split(methods, seed)
         results.append(evaluation_entry(protocol, "test", dataset, predictions))
     path = tmp_path_factory.mktemp("eval") / "eval_all.json"
-    path.write_text(json.dumps({"model": "runs/x/best", "results": results}, indent=2))
+    report = {"format": "dldfd-eval/1", "model": "runs/x/best", "data": "org/corpus", "split": "test",
+              "strategy": "majority", "threshold": 0.5, "skipped_protocols": {}, "results": results}
+    path.write_text(json.dumps(report, indent=2))
     return path
 
 
@@ -118,7 +120,8 @@ def test_card_results_table_puts_ours_beside_the_paper(eval_json, trained_tiny, 
         assert cells[6] == f"{100 * metrics['video']['tcr']:.2f}"
         assert cells[8] == f"{100 * metrics['video']['auc']:.2f}"
     assert "**Combined evaluation**" in evaluation and "**Cross evaluation**" in evaluation
-    assert "eval_all.json" in evaluation
+    assert "The test split of FaceForensics++ (from `eval_all.json`)" in evaluation
+    assert "takes the majority vote of a video's frames" in evaluation
     combined = next(e for e in json.loads(eval_json.read_text())["results"] if e["protocol"] == "combined")
     video = combined["metrics"]["video"]
     share = 100 * video["num_fake"] / video["num_videos"]  # always answering "fake" scores this TCR
