@@ -119,9 +119,13 @@ _DLDFD_REQUIREMENT = re.compile(r"^\s*dldfd[-_]hf\b", re.IGNORECASE)
 
 
 def _pinned_requirements(text: str, requirement: str) -> str:
-    """``requirements.txt`` with every dldfd-hf line replaced by the one pinned ``requirement``."""
-    lines = [line for line in text.splitlines() if not _DLDFD_REQUIREMENT.match(line)]
-    return "\n".join([requirement, *lines]).rstrip() + "\n"
+    """``requirements.txt`` with its dldfd-hf line(s) replaced by the one pinned ``requirement``
+    (in place of the first one; first of all when there is none)."""
+    lines = text.splitlines()
+    positions = [i for i, line in enumerate(lines) if _DLDFD_REQUIREMENT.match(line)]
+    at = positions[0] if positions else 0
+    kept = [line for i, line in enumerate(lines) if i not in positions]
+    return "\n".join(kept[:at] + [requirement] + kept[at:]).rstrip() + "\n"
 
 
 def prepare_space_folder(
@@ -140,7 +144,8 @@ def prepare_space_folder(
 
     Args:
         demo_dir: the folder with ``app.py``, ``requirements.txt`` and ``README.md``.
-        model_id: the model repo the Space runs (listed in its ``models`` metadata).
+        model_id: the model repo the Space runs: the first entry of its ``models`` metadata, which
+            ``demo/app.py`` loads (unless the Space sets ``DLDFD_MODEL``).
         requirement: the dldfd-hf requirement line (default: ``dldfd-hf==<installed version>``;
             a ``dldfd-hf @ git+https://...`` URL works too).
     """
@@ -167,9 +172,8 @@ def prepare_space_folder(
     data["sdk"] = "gradio"
     data["sdk_version"] = gradio.__version__
     data["app_file"] = "app.py"
-    if model_id:
-        models = list(data.get("models") or [])
-        data["models"] = models + ([model_id] if model_id not in models else [])
+    if model_id:  # first: the app runs the first ``models`` entry of its card
+        data["models"] = [model_id] + [m for m in data.get("models") or [] if m != model_id]
     tags = list(data.get("tags") or [])
     data["tags"] = tags + [t for t in ("deepfake-detection", "dldfd") if t not in tags]
 

@@ -21,7 +21,7 @@ from safetensors.torch import load as load_safetensors
 
 from dldfd_hf import DLDFDForImageClassification, __version__
 from dldfd_hf.data.build import BuildConfig, corpus_features
-from dldfd_hf.push import push_corpus, push_model, push_space
+from dldfd_hf.push import SPACE_FILES, push_corpus, push_model, push_space
 
 from tests.conftest import REPO_ROOT
 from tests.test_hub import EXPORTED_FILES, train_a_little
@@ -183,14 +183,14 @@ def test_corpus_can_never_be_pushed_public(hub, corpus_dir):
 def _demo(folder: Path, readme: str = "# DLDFD demo\n") -> Path:
     folder.mkdir()
     (folder / "app.py").write_text("import gradio as gr\n")
-    (folder / "requirements.txt").write_text("dldfd-hf>=0.0.1\ngradio>=6,<7\n")
+    (folder / "requirements.txt").write_text("# the detector\ndldfd-hf>=0.0.1\ngradio>=6,<7\ndldfd_hf\n")
     (folder / "README.md").write_text(readme)
     (folder / "sample.mp4").write_bytes(b"not for the Space")
     return folder
 
 
 def test_space_push_pins_dldfd_hf_and_writes_spaces_metadata(hub, tmp_path):
-    demo = _demo(tmp_path / "demo", readme="---\ntitle: My detector\n---\n# DLDFD demo\n")
+    demo = _demo(tmp_path / "demo", readme="---\ntitle: My detector\nmodels:\n- org/old\n---\n# DLDFD demo\n")
     push_space(demo, "org/dldfd-demo", model_id="org/dldfd-tiny")
     (create,) = calls(hub, "create_repo")
     assert create == dict(repo_id="org/dldfd-demo", repo_type="space", private=False, exist_ok=True,
@@ -199,11 +199,11 @@ def test_space_push_pins_dldfd_hf_and_writes_spaces_metadata(hub, tmp_path):
     assert set(upload["files"]) == {"app.py", "requirements.txt", "README.md"}  # nothing else from demo/
     assert upload["files"]["app.py"] == (demo / "app.py").read_bytes()
     requirements = upload["files"]["requirements.txt"].decode().splitlines()
-    assert requirements == [f"dldfd-hf=={__version__}", "gradio>=6,<7"]
+    assert requirements == ["# the detector", f"dldfd-hf=={__version__}", "gradio>=6,<7"]
     card = SpaceCard(upload["files"]["README.md"].decode())
     assert card.data.title == "My detector"  # the demo's own metadata is kept
     assert card.data.sdk == "gradio" and card.data.sdk_version == gradio.__version__
-    assert card.data.app_file == "app.py" and card.data.models == ["org/dldfd-tiny"]
+    assert card.data.app_file == "app.py" and card.data.models == ["org/dldfd-tiny", "org/old"]  # the app runs the first
 
 
 def test_space_folder_missing_files_fails_naming_them(hub, tmp_path):
@@ -216,11 +216,16 @@ def test_space_folder_missing_files_fails_naming_them(hub, tmp_path):
 
 def test_the_repository_demo_assembles_when_present(tmp_path):
     demo = REPO_ROOT / "demo"
-    if not (demo / "app.py").is_file():
-        pytest.skip("demo/app.py is not in this checkout yet")
-    result = push_space(demo, "org/dldfd-demo", dry_run_dir=tmp_path / "space")
+    absent = [name for name in SPACE_FILES if not (demo / name).is_file()]
+    if absent:
+        pytest.skip(f"demo/ lacks {', '.join(absent)} in this checkout")
+    result = push_space(demo, "org/dldfd-demo", model_id="org/dldfd-tiny", dry_run_dir=tmp_path / "space")
     assert set(result.files) == {"app.py", "requirements.txt", "README.md"}
-    assert SpaceCard.load(tmp_path / "space" / "README.md").data.sdk == "gradio"
+    card = SpaceCard.load(tmp_path / "space" / "README.md")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py" and card.data.models[0] == "org/dldfd-tiny"
+    requirements = (tmp_path / "space" / "requirements.txt").read_text().splitlines()
+    assert [line for line in requirements if "dldfd" in line and not line.startswith("#")] == [
+        f"dldfd-hf=={__version__}"]
 
 
 @pytest.mark.parametrize("argv,message", [
