@@ -1,0 +1,222 @@
+"""DLDFD deepfake detector: the Gradio demo (also the Hugging Face Space's app file).
+
+    python demo/app.py --model MODEL [--port P] [--device D]
+
+MODEL is anything ``dldfd detect --model`` accepts: a Hub id, a local model folder, or an
+architecture name such as ``dldfd_tiny`` (random weights: smoke tests only). In a Space the model
+comes from the ``DLDFD_MODEL`` variable, else from the ``models`` entry of the Space card.
+The logic lives in :mod:`dldfd_hf.demo_utils`; this file is the page and its wiring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any, List, Optional, Sequence
+
+import gradio as gr
+
+from dldfd_hf.demo_utils import (
+    FAKE_COLOUR,
+    FACES_TABLE_COLUMNS,
+    PLOT_SERIES,
+    THRESHOLD_COLOUR,
+    DemoLimits,
+    InputRejected,
+    analyse_image,
+    analyse_video,
+    draw_faces,
+    explain_crops,
+    faces_table,
+    gallery_items,
+    load_detector,
+    probability_plot_data,
+    resolve_model_spec,
+    verdict_details,
+    verdict_text,
+    write_records_json,
+)
+
+logger = logging.getLogger("dldfd.demo")
+
+APP_DIR = Path(__file__).resolve().parent
+CONCURRENCY_ID = "detector"  # both tabs share one model: one concurrency limit for both
+
+DESCRIPTION = """\
+# DLDFD deepfake detector
+Faces are found with MTCNN, cropped (1.3× box) and scored by a **DLDFD** network (augmented 3×3
+layers + ResNet, Singh & Ramachandra); a video's verdict is the vote of its sampled frames.
+Label convention: P(fake) near 1 means *fake*. This is a research demo: do not use it to accuse anyone.
+"""
+
+
+def _verdict_markdown(analysis, strategy: str, threshold: float) -> str:
+    text = verdict_text(analysis.row)
+    if analysis.row["label"] is None:
+        return f"### ⚠️ {text}"
+    icon = "🟥" if analysis.row["label"] == "fake" else "🟩"
+    return f"## {icon} {text}\n{verdict_details(analysis.row, strategy, threshold)}"
+
+
+def _message(text: str) -> str:
+    return f"### ⚠️ {text}"
+
+
+def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optional[str] = None,
+               concurrency: int = 1) -> gr.Blocks:
+    """The page: a Video tab and an Image tab, each with a Grad-CAM explanation."""
+
+    def run_video(video: Optional[str], num_frames: int, strategy: str, threshold: float, explain: bool,
+                  progress: gr.Progress = gr.Progress()):
+        try:
+            analysis = analyse_video(detector, video, num_frames=num_frames, strategy=strategy,
+                                     threshold=threshold, limits=limits,
+                                     progress=lambda fraction, text: progress(fraction, desc=text))
+        except InputRejected as err:
+            return _message(str(err)), None, [], [], None
+        except Exception as err:  # a bug or an odd file must not take the app down; say what happened
+            logger.exception("video analysis failed")
+            return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
+        if explain and analysis.crops:
+            progress(0.92, desc="Explaining (Grad-CAM)")
+        heatmaps = explain_crops(detector, analysis.crops) if explain else []
+        captions = [caption for _, caption in gallery_items(analysis, threshold)]
+        return (
+            _verdict_markdown(analysis, strategy, threshold),
+            probability_plot_data(analysis.row, threshold),
+            gallery_items(analysis, threshold),
+            list(zip(heatmaps, captions)),
+            str(write_records_json(analysis.row)),
+        )
+
+    def run_image(photo: Optional[str], threshold: float, explain: bool):
+        try:
+            analysis = analyse_image(detector, photo, threshold=threshold, limits=limits)
+        except InputRejected as err:
+            return _message(str(err)), None, None, [], None
+        except Exception as err:
+            logger.exception("image analysis failed")
+            return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, None, [], None
+        heatmaps = explain_crops(detector, analysis.crops) if explain else []
+        captions = [caption for _, caption in gallery_items(analysis, threshold)]
+        return (
+            _verdict_markdown(analysis, "majority", threshold),
+            draw_faces(analysis.image, analysis.row["frames"], threshold),
+            faces_table(analysis.row["frames"], threshold),
+            list(zip(heatmaps, captions)),
+            str(write_records_json(analysis.row)),
+        )
+
+    with gr.Blocks(title="DLDFD deepfake detector", delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(DESCRIPTION)
+        gr.Markdown(f"Model: `{model_name}` · {limits.describe()}")
+        if notice:
+            gr.Markdown(f"> [!WARNING]\n> **{notice}**")
+        with gr.Tab("Video"):
+            with gr.Row():
+                with gr.Column(scale=2):
+                    video = gr.Video(label="Video", sources=["upload"], height=300)
+                    num_frames = gr.Slider(1, limits.max_frames, value=min(32, limits.max_frames), step=1,
+                                           label="Frames to sample", info="evenly spaced over the video")
+                    strategy = gr.Radio(["majority", "mean"], value="majority", label="Voting strategy",
+                                        info="majority: the paper's vote of the frames; mean: mean P(fake)")
+                    video_threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
+                                                info="P(fake) at which a frame counts as fake")
+                    video_explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
+                    video_button = gr.Button("Analyse video", variant="primary")
+                with gr.Column(scale=3):
+                    video_verdict = gr.Markdown("Upload a video and press **Analyse video**.", label="verdict")
+                    video_plot = gr.LinePlot(
+                        x="time (s)", y="P(fake)", color="series", y_lim=[0, 1],
+                        color_map={PLOT_SERIES[0]: FAKE_COLOUR, PLOT_SERIES[1]: THRESHOLD_COLOUR},
+                        title="Fake probability over time", height=260, label="P(fake) per frame",
+                    )
+                    video_json = gr.File(label="Per-frame records (JSON, as `dldfd detect --format json`)")
+            video_gallery = gr.Gallery(label="Face crops and their P(fake)", columns=8, height="auto",
+                                       object_fit="contain")
+            with gr.Accordion("Explanation: where the model looked (Grad-CAM, evidence for fake)", open=True):
+                video_heatmaps = gr.Gallery(label="Grad-CAM", show_label=False, columns=8, height="auto", object_fit="contain")
+        with gr.Tab("Image"):
+            with gr.Row():
+                with gr.Column(scale=2):
+                    # No file_types: gradio would refuse other files with a generic error before the
+                    # handler can say what is wrong with them.
+                    photo = gr.File(label="Photo (JPEG, PNG, WebP, ...)", type="filepath")
+                    image_threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
+                                                info="P(fake) at which a face counts as fake")
+                    image_explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
+                    image_button = gr.Button("Analyse photo", variant="primary")
+                with gr.Column(scale=3):
+                    image_verdict = gr.Markdown("Upload a photo and press **Analyse photo**.", label="verdict")
+                    boxed = gr.Image(label="Faces found", type="pil", interactive=False)
+            faces = gr.Dataframe(headers=FACES_TABLE_COLUMNS, label="Faces", interactive=False)
+            with gr.Row():
+                image_heatmaps = gr.Gallery(label="Explanation: Grad-CAM per face", columns=8, height="auto",
+                                            object_fit="contain", scale=3)
+                image_json = gr.File(label="Records (JSON)", scale=1)
+
+        video_button.click(
+            run_video,
+            inputs=[video, num_frames, strategy, video_threshold, video_explain],
+            outputs=[video_verdict, video_plot, video_gallery, video_heatmaps, video_json],
+            api_name="analyse_video", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID,
+        )
+        image_button.click(
+            run_image,
+            inputs=[photo, image_threshold, image_explain],
+            outputs=[image_verdict, boxed, faces, image_heatmaps, image_json],
+            api_name="analyse_image", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID,
+        )
+    return demo
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="DLDFD deepfake detector demo (Gradio)")
+    parser.add_argument("--model", default=None,
+                        help="Hub id, model folder or DLDFD architecture name "
+                             "(default: $DLDFD_MODEL, else the Space card's model, else the default Hub model)")
+    parser.add_argument("--device", default=os.environ.get("DLDFD_DEVICE"),
+                        help="torch device, e.g. cpu or cuda:0 (default: $DLDFD_DEVICE, else cuda if available)")
+    parser.add_argument("--host", default=None, help="address to serve on (default: gradio's, $GRADIO_SERVER_NAME)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: gradio's, $GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--max-upload-mb", type=float, default=_env_float("DLDFD_MAX_UPLOAD_MB", 100.0),
+                        help="largest upload accepted, MB (100; $DLDFD_MAX_UPLOAD_MB)")
+    parser.add_argument("--max-video-seconds", type=float, default=_env_float("DLDFD_MAX_VIDEO_SECONDS", 300.0),
+                        help="longest video accepted, seconds (300; $DLDFD_MAX_VIDEO_SECONDS)")
+    parser.add_argument("--max-frames", type=int, default=int(_env_float("DLDFD_MAX_FRAMES", 64)),
+                        help="most frames a user may sample per video (64; $DLDFD_MAX_FRAMES)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="analyses run at the same time (1: the model uses every core already)")
+    parser.add_argument("--queue-size", type=int, default=20, help="requests that may wait in the queue (20)")
+    args = parser.parse_args(argv)
+    for name in ("max_upload_mb", "max_video_seconds", "max_frames", "concurrency", "queue_size"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None, *, block: bool = True) -> gr.Blocks:
+    """Load the model, build the page, serve it. ``block=False`` returns once the server is up."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    limits = DemoLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
+                        max_frames=args.max_frames)
+    model_name = resolve_model_spec(args.model, APP_DIR)
+    logger.info("loading %s", model_name)
+    detector, notice = load_detector(model_name, device=args.device)
+    demo = build_demo(detector, model_name, limits, notice=notice, concurrency=args.concurrency)
+    demo.queue(max_size=args.queue_size)
+    demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{int(args.max_upload_mb * 1024)}kb",
+                prevent_thread_lock=not block, show_error=True)
+    return demo
+
+
+if __name__ == "__main__":
+    main()

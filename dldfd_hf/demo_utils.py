@@ -1,0 +1,388 @@
+"""The logic behind the Gradio demo (``demo/app.py``): limits, running the detector, and turning its
+result into what the page shows (verdict text, plot data, galleries, boxed photo, faces table,
+Grad-CAM heatmaps, the JSON download).
+
+It lives in the package, not beside the app, because a Space holds only ``app.py`` and the
+pip-installed ``dldfd-hf``. Nothing here imports gradio: it is plain data in, plain data out, so it
+is testable without a server. Inference goes through the ``deepfake-video-detection`` pipeline and
+the rows of ``dldfd detect`` (:func:`dldfd_hf.commands.detect.result_row`), so the demo and the CLI
+give the same verdict and per-frame records for the same file and model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .commands.detect import format_rows, result_row
+from .media import MediaError, load_image, media_kind
+from .voting import STRATEGIES
+
+__all__ = [
+    "MODEL_ENV",
+    "DemoLimits",
+    "InputRejected",
+    "Analysis",
+    "resolve_model_spec",
+    "load_detector",
+    "check_upload",
+    "check_num_frames",
+    "analyse_video",
+    "analyse_image",
+    "verdict_text",
+    "probability_plot_data",
+    "gallery_items",
+    "explain_crops",
+    "draw_faces",
+    "faces_table",
+    "write_records_json",
+]
+
+logger = logging.getLogger(__name__)
+
+MODEL_ENV = "DLDFD_MODEL"
+FAKE_COLOUR = "#d62728"
+REAL_COLOUR = "#2ca02c"
+THRESHOLD_COLOUR = "#7f7f7f"
+PLOT_SERIES = ("P(fake)", "threshold")
+FACES_TABLE_COLUMNS = ["face", "P(fake)", "looks", "face confidence", "box (x1, y1, x2, y2)"]
+
+ProgressFn = Callable[[float, str], None]
+PathLike = Union[str, os.PathLike]
+
+
+@dataclass(frozen=True)
+class DemoLimits:
+    """What the demo accepts. ``max_frames`` bounds the frames-per-video control (and API calls)."""
+
+    max_upload_mb: float = 100.0
+    max_video_seconds: float = 300.0
+    max_frames: int = 64
+
+    def describe(self) -> str:
+        return (f"Files up to {self.max_upload_mb:g} MB, videos up to {_duration_text(self.max_video_seconds)}, "
+                f"up to {self.max_frames} frames per video.")
+
+
+class InputRejected(Exception):
+    """An upload the demo cannot or will not process; ``str(err)`` is the message for the user."""
+
+
+@dataclass
+class Analysis:
+    """One processed upload: the ``dldfd detect`` row and the face crops of its scored records."""
+
+    row: Dict[str, Any]  # same schema as one element of `dldfd detect --format json`
+    crops: List[Image.Image] = field(default_factory=list)  # one per record with a box, in order
+    frames_sampled: int = 0
+    image: Optional[Image.Image] = None  # the photo (image analyses only)
+
+    @property
+    def scored_records(self) -> List[Dict[str, Any]]:
+        return [record for record in self.row["frames"] if record["fake_prob"] is not None]
+
+
+# --------------------------------------------------------------------------------------------------
+# Model and limits
+# --------------------------------------------------------------------------------------------------
+def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = None) -> str:
+    """The model the demo runs: ``--model``, else ``$DLDFD_MODEL``, else the first ``models`` entry
+    of the Space card (``README.md`` beside the app, as the Space export writes it), else the
+    default Hub model."""
+    from .loading import DEFAULT_MODEL
+
+    if cli_model:
+        return cli_model
+    if os.environ.get(MODEL_ENV):
+        return os.environ[MODEL_ENV]
+    if app_dir is not None and (Path(app_dir) / "README.md").is_file():
+        from huggingface_hub import metadata_load
+
+        models = (metadata_load(Path(app_dir) / "README.md") or {}).get("models") or []
+        if models:
+            return str(models[0])
+    return DEFAULT_MODEL
+
+
+def load_detector(spec: str, device: Optional[str] = None) -> Tuple[Any, Optional[str]]:
+    """``(pipeline, notice)``: the deepfake-video-detection pipeline for ``spec`` and, when its
+    weights are random (an architecture name), a warning to show on the page."""
+    from .loading import RandomWeightsWarning, load_video_pipeline
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RandomWeightsWarning)
+        detector = load_video_pipeline(spec, device=device)
+    notices = [str(w.message) for w in caught if issubclass(w.category, RandomWeightsWarning)]
+    return detector, (notices[0] if notices else None)
+
+
+def check_upload(path: Optional[PathLike], limits: DemoLimits, what: str = "file") -> Path:
+    """The uploaded file's path, or :class:`InputRejected` when there is none, it is gone, empty, or too big."""
+    if path is None or str(path) == "":
+        raise InputRejected(f"Please upload a {what} first.")
+    path = Path(path)
+    if not path.is_file():
+        raise InputRejected(f"The uploaded {what} {path.name!r} is missing on the server; please upload it again.")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputRejected(f"{path.name} is empty (0 bytes).")
+    if size > limits.max_upload_mb * 1024 * 1024:
+        raise InputRejected(
+            f"{path.name} is {size / 1024 / 1024:.1f} MB; this demo accepts files up to {limits.max_upload_mb:g} MB."
+        )
+    return path
+
+
+def check_num_frames(num_frames: Any, limits: DemoLimits) -> int:
+    try:
+        value = int(num_frames)
+    except (TypeError, ValueError):
+        raise InputRejected(f"The number of frames must be a whole number, got {num_frames!r}.") from None
+    if not 1 <= value <= limits.max_frames:
+        raise InputRejected(f"The number of frames must be between 1 and {limits.max_frames}, got {value}.")
+    return value
+
+
+def _check_strategy(strategy: str) -> str:
+    if strategy not in STRATEGIES:
+        raise InputRejected(f"Unknown voting strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    return strategy
+
+
+def _check_threshold(threshold: Any) -> float:
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise InputRejected(f"The threshold must be a number between 0 and 1, got {threshold!r}.")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Running the detector
+# --------------------------------------------------------------------------------------------------
+def analyse_video(
+    detector: Any,
+    path: Optional[PathLike],
+    *,
+    num_frames: int = 32,
+    strategy: str = "majority",
+    threshold: float = 0.5,
+    limits: DemoLimits = DemoLimits(),
+    batch_size: int = 32,
+    progress: Optional[ProgressFn] = None,
+) -> Analysis:
+    """Sample ``num_frames`` frames, crop and score the faces, vote: the same computation as
+    ``dldfd detect --frames N --strategy S --threshold T`` on that file.
+
+    Raises :class:`InputRejected` (with the message for the user) for anything the demo will not
+    process: no/empty/too big/unreadable file, a photo, a video over the length limit, bad settings.
+    """
+    from .video import VideoReader
+
+    report = progress or (lambda fraction, message: None)
+    path = check_upload(path, limits, "video")
+    num_frames = check_num_frames(num_frames, limits)
+    strategy = _check_strategy(strategy)
+    threshold = _check_threshold(threshold)
+    if media_kind(path) == "image":
+        raise InputRejected(f"{path.name} is a photo; use the Image tab for photos.")
+
+    report(0.0, "Reading the video")
+    try:
+        with VideoReader(path) as reader:
+            info = reader.info
+            if info.duration > limits.max_video_seconds:
+                raise InputRejected(
+                    f"{path.name} is {_duration_text(info.duration)} long; this demo accepts videos up to "
+                    f"{_duration_text(limits.max_video_seconds)}. Trim it and upload it again."
+                )
+            report(0.1, f"Decoding {min(num_frames, info.frame_count)} of {info.frame_count} frames")
+            frames = reader.sample(num_frames)
+    except MediaError as err:
+        raise InputRejected(f"Cannot read {path.name}: {err.reason}.") from None
+
+    report(0.35, f"Finding and scoring faces in {len(frames)} frames")
+    result = detector(frames, strategy=strategy, threshold=threshold, batch_size=batch_size, return_crops=True)
+    crops = result.pop("crops")
+    report(0.9, "Preparing the results")
+    return Analysis(row=result_row(path.name, result), crops=crops, frames_sampled=result["frames_sampled"])
+
+
+def analyse_image(
+    detector: Any,
+    path: Optional[PathLike],
+    *,
+    threshold: float = 0.5,
+    limits: DemoLimits = DemoLimits(),
+    batch_size: int = 32,
+) -> Analysis:
+    """Score every face in a photo: the same computation as ``dldfd detect --threshold T`` on it."""
+    path = check_upload(path, limits, "photo")
+    threshold = _check_threshold(threshold)
+    if media_kind(path) == "video":
+        raise InputRejected(f"{path.name} is a video; use the Video tab for videos.")
+    try:
+        image = load_image(path)
+    except MediaError as err:
+        raise InputRejected(f"Cannot read {path.name}: {err.reason}.") from None
+    except Image.DecompressionBombError as err:
+        raise InputRejected(f"{path.name} is too large an image: {err}") from None
+    result = detector(image, threshold=threshold, batch_size=batch_size, return_crops=True)
+    crops = result.pop("crops")
+    return Analysis(row=result_row(path.name, result), crops=crops, frames_sampled=1, image=image)
+
+
+# --------------------------------------------------------------------------------------------------
+# What the page shows
+# --------------------------------------------------------------------------------------------------
+def verdict_text(row: Dict[str, Any]) -> str:
+    """One sentence, e.g. ``"FAKE: 23 of 32 frames voted fake, mean 0.81"`` (``faces`` for a photo);
+    the row's error (e.g. "no face found in ...") when there is no verdict."""
+    if row["label"] is None:
+        error = row["error"] or "no verdict"
+        return error[:1].upper() + error[1:]
+    unit = "faces" if row["kind"] == "image" else "frames"
+    verb = "scored" if row["kind"] == "image" else "voted"
+    return (f"{row['label'].upper()}: {row['votes']['fake']} of {row['frames_used']} {unit} {verb} fake, "
+            f"mean {row['mean_prob']:.2f}")
+
+
+def verdict_details(row: Dict[str, Any], strategy: str, threshold: float) -> str:
+    """How the verdict was reached (one short line for under the verdict)."""
+    if row["label"] is None:
+        return ""
+    if row["kind"] == "image":
+        rule = f"A face counts as fake at P(fake) ≥ {threshold:.2f}; the photo's verdict is the majority of its faces."
+    elif strategy == "mean":
+        rule = f"Verdict: mean P(fake) over the frames compared with the threshold {threshold:.2f}."
+    else:
+        rule = (f"Verdict: majority vote of the frames (the paper's rule; ties go by the mean); "
+                f"a frame votes fake at P(fake) ≥ {threshold:.2f}.")
+    if row["frames_without_face"]:
+        rule += f" {row['frames_without_face']} sampled frame(s) had no face and did not vote."
+    return rule
+
+
+def probability_plot_data(row: Dict[str, Any], threshold: float):
+    """A long-form ``pandas.DataFrame`` (``time (s)``, ``P(fake)``, ``series``): one point per scored
+    frame, and the threshold as a horizontal line over the same time span."""
+    import pandas as pd
+
+    points = [(record["time"] if record["time"] is not None else float(record["index"]), record["fake_prob"])
+              for record in row["frames"] if record["fake_prob"] is not None]
+    columns = ["time (s)", "P(fake)", "series"]
+    if not points:
+        return pd.DataFrame(columns=columns)
+    times = [t for t, _ in points]
+    data = [(t, p, PLOT_SERIES[0]) for t, p in points]
+    data += [(min(times), threshold, PLOT_SERIES[1]), (max(times), threshold, PLOT_SERIES[1])]
+    return pd.DataFrame(data, columns=columns)
+
+
+def gallery_items(analysis: Analysis, threshold: float) -> List[Tuple[Image.Image, str]]:
+    """``(crop, caption)`` per scored face: where it is and its P(fake)."""
+    items = []
+    for number, (record, crop) in enumerate(zip(analysis.scored_records, analysis.crops), start=1):
+        looks = "fake" if record["fake_prob"] >= threshold else "real"
+        if analysis.row["kind"] == "image":
+            where = f"face {number}"
+        else:
+            where = f"frame {record['index']} · {record['time']:.2f} s"
+        items.append((crop, f"{where} · P(fake) {record['fake_prob']:.2f} ({looks})"))
+    return items
+
+
+def explain_crops(detector: Any, crops: Sequence[Image.Image], batch_size: int = 16) -> List[Image.Image]:
+    """A Grad-CAM heatmap (evidence for "fake", backbone's last stage) over each crop."""
+    from .explain import grad_cam, overlay_heatmap
+
+    if not crops:
+        return []
+    model = detector.model
+    parameter = next(model.parameters())
+    overlays: List[Image.Image] = []
+    for start in range(0, len(crops), batch_size):
+        chunk = list(crops[start:start + batch_size])
+        pixel_values = detector.image_processor(images=chunk, return_tensors="pt")["pixel_values"]
+        cams = grad_cam(model, pixel_values.to(parameter.device, parameter.dtype))
+        overlays.extend(overlay_heatmap(crop, cam) for crop, cam in zip(chunk, cams))
+    return overlays
+
+
+def draw_faces(image: Image.Image, records: Sequence[Dict[str, Any]], threshold: float) -> Image.Image:
+    """A copy of ``image`` with every scored face boxed (red: fake, green: real) and labelled
+    ``#n fake 0.81``; numbers match :func:`faces_table`."""
+    canvas = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(canvas)
+    side = max(canvas.size)
+    width = max(2, round(side / 300))
+    font = _font(max(12, round(side / 45)))
+    scored = [record for record in records if record["box"] is not None and record["fake_prob"] is not None]
+    for number, record in enumerate(scored, start=1):
+        fake = record["fake_prob"] >= threshold
+        colour = FAKE_COLOUR if fake else REAL_COLOUR
+        x1, y1, x2, y2 = record["box"]
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
+        label = f"#{number} {'fake' if fake else 'real'} {record['fake_prob']:.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        text_w, text_h = right - left, bottom - top
+        pad = max(2, width)
+        # Above the box when there is room, else inside its top edge.
+        label_top = y1 - text_h - 2 * pad if y1 - text_h - 2 * pad >= 0 else y1
+        draw.rectangle((x1, label_top, x1 + text_w + 2 * pad, label_top + text_h + 2 * pad), fill=colour)
+        draw.text((x1 + pad - left, label_top + pad - top), label, fill="white", font=font)
+    return canvas
+
+
+def faces_table(records: Sequence[Dict[str, Any]], threshold: float):
+    """One row per scored face (numbered as in :func:`draw_faces`), as a ``pandas.DataFrame``."""
+    import pandas as pd
+
+    rows = []
+    scored = [record for record in records if record["box"] is not None and record["fake_prob"] is not None]
+    for number, record in enumerate(scored, start=1):
+        rows.append([
+            number,
+            round(record["fake_prob"], 4),
+            "fake" if record["fake_prob"] >= threshold else "real",
+            round(record["face_score"], 4) if record["face_score"] is not None else None,
+            ", ".join(f"{v:.0f}" for v in record["box"]),
+        ])
+    return pd.DataFrame(rows, columns=FACES_TABLE_COLUMNS)
+
+
+def write_records_json(row: Dict[str, Any], directory: Optional[PathLike] = None) -> Path:
+    """Write ``[row]`` exactly as ``dldfd detect --format json`` would, to ``<name>.dldfd.json`` in a
+    fresh folder (so concurrent users never share a file)."""
+    folder = Path(tempfile.mkdtemp(prefix="dldfd-demo-", dir=directory))
+    path = folder / f"{Path(row['path']).stem or 'upload'}.dldfd.json"
+    path.write_text(format_rows([row], "json"), encoding="utf-8")
+    return path
+
+
+def _duration_text(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()

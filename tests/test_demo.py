@@ -1,0 +1,319 @@
+"""The Gradio demo (demo/app.py): served on 127.0.0.1 and driven with gradio_client, its verdicts and
+per-frame records are those of `dldfd detect`; bad uploads get a message and the app keeps serving.
+The helpers behind it (dldfd_hf.demo_utils) are checked directly."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+from dldfd_hf.cli import main as dldfd
+from dldfd_hf.demo_utils import (
+    FAKE_COLOUR,
+    MODEL_ENV,
+    REAL_COLOUR,
+    DemoLimits,
+    InputRejected,
+    check_num_frames,
+    check_upload,
+    draw_faces,
+    faces_table,
+    probability_plot_data,
+    resolve_model_spec,
+    verdict_text,
+    write_records_json,
+)
+from dldfd_hf.loading import DEFAULT_MODEL
+from dldfd_hf.modeling_dldfd import DLDFDForImageClassification
+from tests.conftest import REPO_ROOT
+
+gradio_client = pytest.importorskip("gradio_client")
+
+# gradio's own queue code trips pandas 3 deprecations; nothing the demo can change.
+pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
+
+DEMO_DIR = REPO_ROOT / "demo"
+GRID_CLIP = "videos/LipNet_GRID/evaluation_samples_GRID_bbaf2n.mpg"  # 2.98 s, 360x288
+LONG_CLIP = "videos/video-retalking/examples_face_5.mp4"  # 4.88 s: over the test's 4 s limit
+TWO_PEOPLE = "faces/face_recognition/examples_two_people.jpg"
+MAX_VIDEO_SECONDS = 4
+MAX_UPLOAD_MB = 2
+NUM_FRAMES = 6
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("demo-model") / "dldfd_tiny"
+    DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny")).save_pretrained(folder)
+    return folder
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _load_app():
+    spec = importlib.util.spec_from_file_location("dldfd_demo_app", DEMO_DIR / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def client(tiny_model_dir):
+    """The demo served once for this module, with the model given the Space way ($DLDFD_MODEL)."""
+    app = _load_app()
+    port = _free_port()
+    previous = os.environ.get(MODEL_ENV)
+    os.environ[MODEL_ENV] = str(tiny_model_dir)
+    try:
+        demo = app.main(["--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+                         "--max-video-seconds", str(MAX_VIDEO_SECONDS), "--max-upload-mb", str(MAX_UPLOAD_MB),
+                         "--max-frames", "16"], block=False)
+    finally:
+        if previous is None:
+            os.environ.pop(MODEL_ENV)
+        else:
+            os.environ[MODEL_ENV] = previous
+    try:
+        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+def _detect_rows(model_dir: Path, path: Path, tmp_path: Path, *extra: str):
+    out = tmp_path / "detect.json"
+    code = dldfd(["detect", str(path), "--model", str(model_dir), "--format", "json", "--output", str(out),
+                  "--device", "cpu", "--no-progress", *extra])
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1
+    return code, rows[0]
+
+
+def _video(client, path, num_frames=NUM_FRAMES, strategy="majority", threshold=0.5, explain=False):
+    return client.predict(gradio_client.handle_file(str(path)), num_frames, strategy, threshold, explain,
+                          api_name="/analyse_video")
+
+
+def _image(client, path, threshold=0.5, explain=False):
+    return client.predict(gradio_client.handle_file(str(path)), threshold, explain, api_name="/analyse_image")
+
+
+def _same_as_detect(demo_json: str, detect_row: dict, name: str) -> None:
+    demo_rows = json.loads(Path(demo_json).read_text())
+    assert len(demo_rows) == 1
+    demo_row = demo_rows[0]
+    assert demo_row["path"] == name  # the uploaded file's name, not the server's temp path
+    assert set(demo_row) == set(detect_row)
+    assert {k: v for k, v in demo_row.items() if k != "path"} == {k: v for k, v in detect_row.items() if k != "path"}
+
+
+# --- the served app -------------------------------------------------------------------------------
+@pytest.mark.parametrize("strategy, threshold", [("majority", 0.5), ("mean", 0.3)])
+def test_video_endpoint_gives_the_verdict_and_records_of_dldfd_detect(
+    client, tiny_model_dir, shared_data, tmp_path, strategy, threshold
+):
+    clip = shared_data / GRID_CLIP
+    verdict, plot, gallery, heatmaps, records_json = _video(client, clip, strategy=strategy, threshold=threshold)
+    code, row = _detect_rows(tiny_model_dir, clip, tmp_path, "--frames", str(NUM_FRAMES),
+                             "--strategy", strategy, "--threshold", str(threshold))
+    assert code == 0 and row["frames_used"] == NUM_FRAMES and row["error"] is None
+
+    _same_as_detect(records_json, row, clip.name)
+    expected = (f"{row['label'].upper()}: {row['votes']['fake']} of {NUM_FRAMES} frames voted fake, "
+                f"mean {row['mean_prob']:.2f}")
+    assert expected in verdict
+    if threshold < row["mean_prob"]:  # the low threshold makes every frame vote fake
+        assert expected.startswith(f"FAKE: {NUM_FRAMES} of {NUM_FRAMES}")
+
+    # The plot: P(fake) at each frame's time, and the threshold line over the same span.
+    times = [r["time"] for r in row["frames"]]
+    points = [(t, p) for t, p, series in plot["data"] if series == "P(fake)"]
+    line = [(t, p) for t, p, series in plot["data"] if series == "threshold"]
+    assert [t for t, _ in points] == pytest.approx(times)
+    assert [p for _, p in points] == pytest.approx([r["fake_prob"] for r in row["frames"]])
+    assert line == [(times[0], threshold), (times[-1], threshold)]
+
+    # One crop per scored frame, captioned with its frame, time and score; no heatmaps unless asked.
+    assert len(gallery) == NUM_FRAMES and heatmaps == []
+    for item, record in zip(gallery, row["frames"]):
+        assert f"frame {record['index']}" in item["caption"] and f"P(fake) {record['fake_prob']:.2f}" in item["caption"]
+        assert Image.open(item["image"]).size == (64, 64)  # dldfd_tiny's input size
+
+
+def test_video_explanation_is_a_heatmap_per_face_crop(client, shared_data):
+    _, _, gallery, heatmaps, _ = _video(client, shared_data / GRID_CLIP, num_frames=3, explain=True)
+    assert len(heatmaps) == len(gallery) == 3
+    for crop_item, heat_item in zip(gallery, heatmaps):
+        crop = np.asarray(Image.open(crop_item["image"]).convert("RGB"), dtype=np.int16)
+        heat = np.asarray(Image.open(heat_item["image"]).convert("RGB"), dtype=np.int16)
+        assert heat.shape == crop.shape
+        assert np.abs(heat - crop).mean() > 5  # the colour map is blended over the crop
+        assert heat_item["caption"] == crop_item["caption"]
+
+
+def test_image_endpoint_boxes_every_face_with_the_scores_of_dldfd_detect(client, tiny_model_dir, shared_data, tmp_path):
+    photo = shared_data / TWO_PEOPLE
+    verdict, boxed, table, heatmaps, records_json = _image(client, photo, explain=True)
+    code, row = _detect_rows(tiny_model_dir, photo, tmp_path)
+    assert code == 0 and row["kind"] == "image" and row["frames_used"] == 2
+
+    _same_as_detect(records_json, row, photo.name)
+    assert f"{row['label'].upper()}: {row['votes']['fake']} of 2 faces scored fake, mean {row['mean_prob']:.2f}" in verdict
+    assert table["headers"][:3] == ["face", "P(fake)", "looks"]
+    assert [r[0] for r in table["data"]] == [1, 2]
+    assert [r[1] for r in table["data"]] == pytest.approx([f["fake_prob"] for f in row["frames"]], abs=1e-4)
+    assert Image.open(boxed).size == Image.open(photo).size
+    assert len(heatmaps) == 2
+
+
+def test_bad_uploads_get_a_message_and_the_app_keeps_serving(client, shared_data, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    corrupt = tmp_path / "broken.mp4"
+    corrupt.write_bytes((shared_data / LONG_CLIP).read_bytes()[:3000])  # header cut off
+    faceless = tmp_path / "sky.png"
+    gradient = np.linspace(90, 200, 256, dtype=np.uint8)
+    Image.fromarray(np.stack([np.tile(gradient, (192, 1))] * 3, axis=-1)).save(faceless)
+
+    cases = [
+        (_video, text, "Cannot read notes.txt: not a video"),
+        (_video, corrupt, "Cannot read broken.mp4: not a video, or a truncated/corrupt one"),
+        (_video, shared_data / LONG_CLIP, f"accepts videos up to {MAX_VIDEO_SECONDS:.1f} s"),
+        (_video, shared_data / TWO_PEOPLE, "is a photo; use the Image tab"),
+        (_image, faceless, "No face found in the image"),
+        (_image, text, "Cannot read notes.txt: not an image"),
+        (_image, shared_data / GRID_CLIP, "is a video; use the Video tab"),
+    ]
+    for endpoint, path, message in cases:
+        verdict, *others = endpoint(client, path)
+        assert message in verdict, (path.name, verdict)
+        assert verdict.startswith("### ⚠️")
+        if endpoint is _image and path == faceless:  # no face is a result: the photo and its JSON still come back
+            assert json.loads(Path(others[-1]).read_text())[0]["error"] == "no face found in the image"
+        else:
+            assert others[-1] is None  # no records file for an upload that was not processed
+
+    # Out-of-range settings sent through the API: the slider's bounds (--max-frames) hold there too.
+    with pytest.raises(gradio_client.exceptions.AppError, match="greater than maximum value 16"):
+        _video(client, shared_data / GRID_CLIP, num_frames=500)
+    # Too big for the server's upload limit: refused before the handler runs.
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom((MAX_UPLOAD_MB + 1) * 1024 * 1024))
+    with pytest.raises(Exception, match="(?i)size"):
+        _video(client, big)
+
+    # Still serving: a good upload after all of that gets a verdict.
+    verdict, *_ = _video(client, shared_data / GRID_CLIP, num_frames=2)
+    assert "of 2 frames voted fake" in verdict
+
+
+# --- helpers, without a server --------------------------------------------------------------------
+def _row(label, fake, used, mean, kind="video", without_face=0, error=None):
+    return {"path": "x", "kind": kind, "label": label, "score": None, "mean_prob": mean,
+            "votes": None if label is None else {"fake": fake, "real": used - fake},
+            "frames_used": used, "frames_without_face": without_face, "frames": [], "error": error}
+
+
+def test_verdict_text():
+    assert verdict_text(_row("fake", 23, 32, 0.8134)) == "FAKE: 23 of 32 frames voted fake, mean 0.81"
+    assert verdict_text(_row("real", 1, 2, 0.25, kind="image")) == "REAL: 1 of 2 faces scored fake, mean 0.25"
+    no_face = _row(None, 0, 0, None, without_face=8, error="no face found in any of the 8 sampled frames")
+    assert verdict_text(no_face) == "No face found in any of the 8 sampled frames"
+
+
+def test_plot_data_skips_frames_without_a_face():
+    row = _row("fake", 1, 2, 0.6)
+    row["frames"] = [
+        {"index": 0, "time": 0.0, "box": [0, 0, 1, 1], "fake_prob": 0.9, "face_score": 1.0},
+        {"index": 5, "time": 0.2, "box": None, "fake_prob": None, "face_score": None},
+        {"index": 9, "time": 0.4, "box": [0, 0, 1, 1], "fake_prob": 0.3, "face_score": 1.0},
+    ]
+    data = probability_plot_data(row, 0.7)
+    assert data.values.tolist() == [[0.0, 0.9, "P(fake)"], [0.4, 0.3, "P(fake)"],
+                                     [0.0, 0.7, "threshold"], [0.4, 0.7, "threshold"]]
+    assert probability_plot_data(_row(None, 0, 0, None), 0.5).empty
+
+
+def test_faces_are_boxed_in_the_colour_of_their_verdict_and_tabulated():
+    image = Image.new("RGB", (200, 120), "black")
+    records = [
+        {"index": 0, "time": None, "box": [10.0, 40.0, 60.0, 100.0], "fake_prob": 0.9, "face_score": 0.99},
+        {"index": 0, "time": None, "box": [120.0, 40.0, 180.0, 110.0], "fake_prob": 0.2, "face_score": 0.95},
+    ]
+    boxed = draw_faces(image, records, threshold=0.5)
+    assert boxed.size == image.size and image.getpixel((10, 70)) == (0, 0, 0)  # the input is untouched
+    hex_of = lambda rgb: "#%02x%02x%02x" % rgb  # noqa: E731
+    assert hex_of(boxed.getpixel((10, 70))) == FAKE_COLOUR  # left edge of face 1
+    assert hex_of(boxed.getpixel((180, 80))) == REAL_COLOUR  # right edge of face 2
+    assert boxed.getpixel((35, 70)) == (0, 0, 0)  # inside the box: the photo, not paint
+    table = faces_table(records, threshold=0.5)
+    assert table.values.tolist() == [[1, 0.9, "fake", 0.99, "10, 40, 60, 100"], [2, 0.2, "real", 0.95, "120, 40, 180, 110"]]
+
+
+def test_limits(tmp_path):
+    limits = DemoLimits(max_upload_mb=0.001, max_frames=16)
+    small, large, empty = tmp_path / "small.mp4", tmp_path / "large.mp4", tmp_path / "empty.mp4"
+    small.write_bytes(b"x" * 1000)
+    large.write_bytes(b"x" * 2000)
+    empty.write_bytes(b"")
+    assert check_upload(small, limits) == small
+    with pytest.raises(InputRejected, match="large.mp4 is 0.0 MB; this demo accepts files up to 0.001 MB"):
+        check_upload(large, limits)
+    with pytest.raises(InputRejected, match="empty"):
+        check_upload(empty, limits)
+    with pytest.raises(InputRejected, match="upload a video first"):
+        check_upload(None, limits, "video")
+    assert check_num_frames(16.0, limits) == 16
+    for bad in (0, 17, "many"):
+        with pytest.raises(InputRejected):
+            check_num_frames(bad, limits)
+
+
+def test_records_file_is_the_detect_json_format(tmp_path):
+    row = _row("fake", 1, 1, 0.9)
+    path = write_records_json(row, tmp_path)
+    assert path.name == "x.dldfd.json" and json.loads(path.read_text()) == [row]
+    assert write_records_json(row, tmp_path) != path  # one folder per call: concurrent users never collide
+
+
+def test_model_resolution_order(tmp_path, monkeypatch):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert resolve_model_spec(None, tmp_path) == DEFAULT_MODEL
+    (tmp_path / "README.md").write_text("---\nsdk: gradio\nmodels:\n- org/from-card\n---\n# Space\n")
+    assert resolve_model_spec(None, tmp_path) == "org/from-card"
+    monkeypatch.setenv(MODEL_ENV, "org/from-env")
+    assert resolve_model_spec(None, tmp_path) == "org/from-env"
+    assert resolve_model_spec("org/from-cli", tmp_path) == "org/from-cli"
+
+
+def test_demo_folder_assembles_into_a_space(tmp_path, monkeypatch):
+    from huggingface_hub import SpaceCard
+
+    from dldfd_hf.push import SPACE_FILES, prepare_space_folder
+
+    folder = prepare_space_folder(DEMO_DIR, tmp_path / "space", model_id="org/dldfd_resnet50.ffpp_c40",
+                                  requirement="dldfd-hf==0.1.0")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(SPACE_FILES)
+    assert (folder / "app.py").read_bytes() == (DEMO_DIR / "app.py").read_bytes()
+    card = SpaceCard.load(folder / "README.md")
+    assert card.data.sdk == "gradio" and card.data.app_file == "app.py"
+    assert card.data.models == ["org/dldfd_resnet50.ffpp_c40"]
+    # Without a $DLDFD_MODEL variable the Space's app runs the model its card names.
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    assert resolve_model_spec(None, folder) == "org/dldfd_resnet50.ffpp_c40"
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    assert [line for line in requirements if line.lower().startswith("dldfd")] == ["dldfd-hf==0.1.0"]
