@@ -10,6 +10,7 @@ import pytest
 import timm
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
@@ -124,6 +125,19 @@ def test_eval_fold_follows_parameter_and_statistic_changes():
         expected = stem.forward_reference(x)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_flop_counter_sees_the_same_work():
+    stem = make_stem("bn_relu", branch_chans=64).eval()
+    x = torch.randn(1, 3, 32, 32)
+    counts = []
+    for fused in (True, False):
+        stem.fused = fused
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            stem(x)
+        counts.append(counter.get_total_flops())
+    # 3x3 conv (27 MACs per hidden channel and pixel) + 1x1 projection, 2 FLOPs per MAC.
+    assert counts[0] == counts[1] == 2 * 32 * 32 * (192 * 27 + 3 * 192)
 
 
 BN_KINDS = {

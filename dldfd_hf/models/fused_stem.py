@@ -24,6 +24,7 @@ from typing import Iterator, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils import flop_counter
 
 __all__ = ["conv_act_proj", "compose_linear", "fold_batchnorm", "patch_moments", "tile_pixels_for"]
 
@@ -74,6 +75,26 @@ def _has_onednn_conv_relu() -> bool:
 
 
 _ONEDNN_CONV_RELU = _has_onednn_conv_relu()
+
+
+def _register_conv_relu_flops() -> None:
+    """Let ``torch.utils.flop_counter`` count the fused oneDNN conv like any other conv."""
+    op = torch.ops.mkldnn._convolution_pointwise
+    if op.default in flop_counter.flop_registry:
+        return
+
+    @flop_counter.register_flop_formula(op)
+    def _conv_relu_flops(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return flop_counter.conv_flop_count(x_shape, w_shape, out_shape, transposed=False)
+
+    # The formula fits only the overload used here (others take extra tensors first).
+    for name in op.overloads():
+        if name != "default":
+            flop_counter.flop_registry.pop(getattr(op, name), None)
+
+
+if _ONEDNN_CONV_RELU:
+    _register_conv_relu_flops()
 
 
 def _conv_act(x_tile: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, act: nn.Module) -> torch.Tensor:
@@ -171,7 +192,8 @@ class _ConvActProj(torch.autograd.Function):
             grad_proj_bias.add_(g_tile.sum(1, dtype=acc))
             g_hidden = torch.mm(g_tile.t(), proj_matrix)  # (pixels, hidden)
             if relu:
-                g_pre = torch.ops.aten.threshold_backward(g_hidden, hidden_pixels, 0)
+                # In place: one pass less than allocating the masked gradient.
+                g_pre = torch.ops.aten.threshold_backward.grad_input(g_hidden, hidden_pixels, 0, grad_input=g_hidden)
             else:
                 g_hidden = g_hidden.view(n1 - n0, r1 - r0, width, hidden_chans).permute(0, 3, 1, 2)
                 (g_pre,) = torch.autograd.grad(hidden_graph, pre, g_hidden)
