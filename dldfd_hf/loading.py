@@ -11,7 +11,6 @@ everywhere:
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -29,8 +28,6 @@ __all__ = [
     "load_model",
     "load_video_pipeline",
 ]
-
-logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = f"{HUB_ORG}/dldfd_resnet50.ffpp_c40"
 ModelSource = Literal["folder", "architecture", "pretrained-tag", "hub"]
@@ -98,7 +95,6 @@ def load_model(
                     "(use it for smoke tests; pass a model folder or Hub id for real detection)"
                 )
                 warnings.warn(message, RandomWeightsWarning, stacklevel=2)
-                logger.warning(message)
             timm_model = timm.create_model(text, pretrained=source == "pretrained-tag")
             model = DLDFDForImageClassification.from_timm(timm_model)
             processor = image_processor_for(model.config)

@@ -119,6 +119,17 @@ def test_seeking_is_sparse_on_a_long_clip(long_clip):
         assert reader.seeks <= 200 // 20 and reader.frames_decoded <= 200 + 4
 
 
+def test_consecutive_frames_survive_skipping_of_unreferenced_frames(long_clip):
+    # Between wanted frames the decoder skips frames nothing references (B-frames); wanted ones,
+    # even adjacent B-frames the decoder meets early (reordering), must all come out, exactly.
+    everything = {f.index: f.image for f in iter_frames(long_clip)}
+    with VideoReader(long_clip) as reader:
+        frames = reader.read(range(230, 270))
+    assert [f.index for f in frames] == list(range(230, 270))
+    for frame in frames:
+        np.testing.assert_array_equal(frame.image, everything[frame.index])
+
+
 def test_read_out_of_order_and_out_of_range(long_clip):
     with VideoReader(long_clip) as reader:
         late = reader.read([1000])
