@@ -22,9 +22,8 @@ import statistics
 import tempfile
 import time
 import warnings
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
 import numpy as np
 import torch

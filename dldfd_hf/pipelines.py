@@ -14,7 +14,7 @@ or a list of paths (one result per path). The model's own preprocessing is used:
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
