@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "dldfd_hf.commands.detect",
     "dldfd_hf.commands.index_ffpp",
     "dldfd_hf.commands.build_ffpp",
+    "dldfd_hf.commands.synth_ffpp",
 )
 
 

@@ -44,3 +44,41 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real test data not found at {SHARED_DATA} (only present in the project checkout / CI)")
     return SHARED_DATA
+
+
+# --- FaceForensics++-layout fixtures made from real clips (issue 4) --------------------------------
+# Three GRID clips (different speakers), each cut into 2 segments of 6 frames: 6 originals, 3 pairs
+# (one per split), fakes for the 4 FF++ method folders; c23. Built once per session.
+SYNTH_FFPP_CLIPS = 3
+SYNTH_FFPP_COMPRESSION = "c23"
+SYNTH_FFPP_MAX_FRAMES = 6
+SYNTH_FFPP_FRAMES_PER_VIDEO = 3
+
+
+@pytest.fixture(scope="session")
+def synth_ffpp_tree(shared_data: Path, tmp_path_factory) -> Path:
+    """An FF++ tree made by ``dldfd synth-ffpp`` (splits in ``<tree>/splits``, compression c23)."""
+    from dldfd_hf.cli import main as dldfd
+
+    clips = tmp_path_factory.mktemp("synth-clips")
+    for clip in sorted((shared_data / "videos" / "LipNet_GRID").glob("*.mpg"))[:SYNTH_FFPP_CLIPS]:
+        (clips / clip.name).symlink_to(clip)
+    tree = tmp_path_factory.mktemp("synth-ffpp") / "ffpp"
+    argv = ["synth-ffpp", str(clips), str(tree), "--compression", SYNTH_FFPP_COMPRESSION,
+            "--max-frames", str(SYNTH_FFPP_MAX_FRAMES), "--quiet"]
+    assert dldfd(argv) == 0
+    return tree
+
+
+@pytest.fixture(scope="session")
+def synth_ffpp_corpus(synth_ffpp_tree: Path, tmp_path_factory) -> Path:
+    """A corpus built by ``dldfd build-ffpp`` from ``synth_ffpp_tree``: ``datasets.load_from_disk(path)``
+    gives train/validation/test, each with 2 real and 2 x 4 fake videos, 3 face crops (224 px) per video."""
+    from dldfd_hf.cli import main as dldfd
+
+    corpus = tmp_path_factory.mktemp("synth-ffpp-corpus") / "corpus"
+    argv = ["build-ffpp", str(synth_ffpp_tree), str(corpus), "--compression", SYNTH_FFPP_COMPRESSION,
+            "--splits-dir", str(synth_ffpp_tree / "splits"),
+            "--frames-per-video", str(SYNTH_FFPP_FRAMES_PER_VIDEO), "--quiet"]
+    assert dldfd(argv) == 0
+    return corpus

@@ -446,7 +446,7 @@ def build_corpus(
             logger.warning("skipped %s/%s (%s): %s", result.method, result.video_id, result.split, result.error)
     summary.seconds = time.perf_counter() - start
     if num_shards == 1:
-        summary.report = finalize_corpus(output, [output])
+        summary.report = finalize_corpus(output, [output], progress=progress)
         summary.finalized = True
     return summary
 
@@ -519,17 +519,17 @@ def _run(
 # Finalising and merging.
 
 
-def merge_shards(output: PathLike, shard_dirs: Sequence[PathLike] = ()) -> dict[str, Any]:
+def merge_shards(output: PathLike, shard_dirs: Sequence[PathLike] = (), progress: bool = True) -> dict[str, Any]:
     """Join shard folders (built with ``shard_index``/``num_shards``) into the corpus at ``output``.
 
     ``shard_dirs`` defaults to ``[output]`` (every machine wrote into one shared folder). Checks
     that every shard is present once, was built with the same settings, and is complete.
     """
     dirs = [Path(d) for d in shard_dirs] or [Path(output)]
-    return finalize_corpus(output, dirs)
+    return finalize_corpus(output, dirs, progress=progress)
 
 
-def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike]) -> dict[str, Any]:
+def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike], progress: bool = True) -> dict[str, Any]:
     """Write ``output`` as a ``DatasetDict`` from the units of ``shard_dirs``; returns the report."""
     output = Path(output)
     works = [WorkDir(d) for d in shard_dirs]
@@ -559,23 +559,26 @@ def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike]) -> dict[st
         else:
             failed.append(json.loads(work.failure_path(split, method, video_id).read_text()))
 
-    from datasets import Dataset, DatasetDict
+    import datasets
+    from datasets import Dataset
 
     features = corpus_features()
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    if not progress:
+        datasets.disable_progress_bars()
     cache = out_work.path / "cache"
     staging = out_work.path / f"final{_TMP_MARK}{_HOST}-{os.getpid()}"
     trash = out_work.path / f"trash{_TMP_MARK}{_HOST}-{os.getpid()}"
     try:
-        splits = {}
         for split in SPLITS:
             if units[split]:
-                splits[split] = Dataset.from_parquet(
-                    [str(p) for p in units[split]], split=split, features=features, cache_dir=str(cache)
-                )
+                ds = Dataset.from_parquet([str(p) for p in units[split]], split=split, features=features, cache_dir=str(cache))
+                ds.save_to_disk(str(staging / split))
             else:
-                splits[split] = Dataset.from_dict({name: [] for name in features}, features=features, split=split)
-        DatasetDict(splits).save_to_disk(str(staging))
-        del splits
+                # datasets writes no shard at all for an empty split unless told to, and cannot load that back.
+                ds = Dataset.from_dict({name: [] for name in features}, features=features, split=split)
+                ds.save_to_disk(str(staging / split), num_shards=1)
+            del ds
         report = _report(config, manifests, video_stats, failed)
         (output / "dataset_dict.json").unlink(missing_ok=True)  # from here on: not a complete corpus
         trash.mkdir(parents=True, exist_ok=True)
@@ -590,6 +593,8 @@ def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike]) -> dict[st
     finally:
         for path in (staging, trash, cache):
             shutil.rmtree(path, ignore_errors=True)
+        if bars_were_on:
+            datasets.enable_progress_bars()
     return report
 
 

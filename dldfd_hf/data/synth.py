@@ -1,0 +1,547 @@
+"""Pseudo-manipulations of real faces, and FaceForensics++-layout trees made from real videos.
+
+Two manipulations, both driven by MTCNN's five landmarks (eyes, nose, mouth corners):
+
+- :func:`face_swap`: the source person's face is aligned onto the target's with the least-squares
+  5-point similarity transform, colour-matched to the target's skin inside the face region, and
+  blended in through a feathered elliptical mask. Two different people give an identity swap, the
+  artefact FF++'s Deepfakes/FaceSwap leave.
+- :func:`self_blend`: a face blended back onto itself after a colour and geometry jitter, which
+  leaves the blending boundary and the statistics mismatch of a manipulation without a second
+  identity. It works on whole frames and on corpus crops (whose ``landmarks`` are in crop pixels).
+
+:func:`make_synth_tree` (``dldfd synth-ffpp``) turns a folder of real face videos into an FF++ tree:
+originals re-encoded with H.264 at the CRF of the compression level, fakes ``<target>_<source>``
+made by these manipulations, and split files so that ``dldfd build-ffpp`` can build a corpus from it.
+The FF++ method folders are filled with stand-ins, one recipe each (see :data:`RECIPES`); they are
+not the FF++ methods, only manipulations with comparable kinds of traces.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from .ffpp import COMPRESSIONS, DEFAULT_METHODS, SPLITS, Splits, method_dir, original_dir
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+# x264 CRF of FaceForensics++'s quality levels (raw = lossless, c23 = HQ, c40 = LQ).
+CRF = {"raw": 0, "c23": 23, "c40": 40}
+MIN_PAIRS = 3  # one pair in each of train / validation / test
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry, masks, colour.
+
+
+def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 similarity (rotation, uniform scale, translation) mapping ``src`` points onto ``dst``
+    in the least-squares sense (Umeyama, 1991; reflections excluded)."""
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+        raise ValueError(f"expected two (N, 2) point sets with N >= 2, got {src.shape} and {dst.shape}")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    var_s = (s**2).sum() / len(src)
+    if var_s <= 1e-12:
+        raise ValueError("source points are all the same: no transform is defined")
+    cov = d.T @ s / len(src)
+    u, sigma, vt = np.linalg.svd(cov)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1.0
+    rotation = u @ np.diag(sign) @ vt
+    scale = (sigma * sign).sum() / var_s
+    translation = mu_d - scale * rotation @ mu_s
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, dtype=np.float64)
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (HxWx3 uint8 or HxW float32) moved by the 2x3 ``matrix`` into a ``(width, height)`` canvas."""
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]  # PIL maps output -> input
+    pil = Image.fromarray(image)
+    out = pil.transform(size, Image.Transform.AFFINE, tuple(inverse.ravel()), resample=Image.Resampling.BILINEAR)
+    return np.asarray(out)
+
+
+def face_mask(
+    landmarks: np.ndarray,
+    size: tuple[int, int],
+    region: str = "face",
+    expand: float = 1.0,
+    feather: float = 0.15,
+) -> np.ndarray:
+    """A feathered elliptical mask (HxW float32 in [0, 1]) of the face or its lower part.
+
+    The ellipse follows the face's roll: its axes are the eye line and the eyes-to-mouth direction.
+    ``region="face"`` spans brows to chin and cheek to cheek; ``"mouth"`` the mouth and chin area.
+    ``feather`` is the Gaussian blur radius as a fraction of the ellipse's smaller semi-axis.
+    """
+    left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, dtype=np.float64)
+    eye_centre, mouth_centre = (left_eye + right_eye) / 2, (mouth_left + mouth_right) / 2
+    eye_distance = np.linalg.norm(right_eye - left_eye)
+    eye_mouth = mouth_centre - eye_centre
+    em = np.linalg.norm(eye_mouth)
+    if eye_distance < 1 or em < 1:
+        return np.zeros((size[1], size[0]), dtype=np.float32)
+    down = eye_mouth / em
+    across = np.array([down[1], -down[0]])
+    if region == "face":
+        centre = eye_centre + down * 0.55 * em
+        axes = (0.95 * eye_distance, 1.25 * em)
+    elif region == "mouth":
+        centre = mouth_centre + down * 0.1 * em
+        axes = (0.8 * eye_distance, 0.7 * em)
+    else:
+        raise ValueError(f"region must be 'face' or 'mouth', got {region!r}")
+    a, b = float(axes[0] * expand), float(axes[1] * expand)
+    angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    polygon = centre + np.outer(np.cos(angles) * a, across) + np.outer(np.sin(angles) * b, down)
+    canvas = Image.new("L", size, 0)
+    ImageDraw.Draw(canvas).polygon([tuple(p) for p in polygon], fill=255)
+    radius = feather * min(a, b)
+    if radius > 0.5:
+        canvas = canvas.filter(ImageFilter.GaussianBlur(radius))
+    return np.asarray(canvas, dtype=np.float32) / 255.0
+
+
+def match_colour(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``source`` with each channel's mean and spread inside ``mask`` moved to the target's (float32)."""
+    weights = (mask > 0.5).astype(np.float64)
+    total = weights.sum()
+    source = source.astype(np.float32)
+    if total < 16:
+        return source
+    out = np.empty_like(source)
+    for c in range(source.shape[2]):
+        s, t = source[..., c], target[..., c].astype(np.float64)
+        mu_s, mu_t = (s * weights).sum() / total, (t * weights).sum() / total
+        sd_s = math.sqrt(((s - mu_s) ** 2 * weights).sum() / total)
+        sd_t = math.sqrt(((t - mu_t) ** 2 * weights).sum() / total)
+        gain = float(np.clip(sd_t / sd_s, 0.5, 2.0)) if sd_s > 1e-3 else 1.0
+        out[..., c] = (s - mu_s) * gain + mu_t
+    return out
+
+
+def blend(background: np.ndarray, foreground: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``mask * foreground + (1 - mask) * background`` as uint8."""
+    alpha = mask[..., None].astype(np.float32)
+    out = alpha * foreground.astype(np.float32) + (1.0 - alpha) * background.astype(np.float32)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Manipulation:
+    """A manipulated image and the blending mask that made it (1 = fully replaced)."""
+
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def face_swap(
+    target: np.ndarray,
+    target_landmarks: np.ndarray,
+    source: np.ndarray,
+    source_landmarks: np.ndarray,
+    region: str = "face",
+    feather: float = 0.25,
+    colour_match: bool = True,
+) -> Manipulation:
+    """Put the face of ``source`` onto ``target`` (both HxWx3 uint8, landmarks (5, 2) in their pixels).
+
+    The source is aligned by the 5-point similarity transform; the mask is the target's face region
+    intersected with the warped source face region, so no source background comes along.
+    """
+    height, width = target.shape[:2]
+    matrix = similarity_transform(source_landmarks, target_landmarks)
+    warped = warp(source, matrix, (width, height))
+    source_region = face_mask(source_landmarks, (source.shape[1], source.shape[0]), region, feather=feather)
+    mask = np.minimum(face_mask(target_landmarks, (width, height), region, feather=feather), warp(source_region, matrix, (width, height)))
+    foreground = match_colour(warped, target, mask) if colour_match else warped
+    return Manipulation(blend(target, foreground, mask), mask)
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """The perturbation of a self-blend: colour gains/offsets, scale, rotation (degrees), shift
+    (fraction of the eye distance), blur radius (fraction of the eye distance)."""
+
+    gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    offsets: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    scale: float = 1.0
+    rotation: float = 0.0
+    shift: tuple[float, float] = (0.0, 0.0)
+    blur: float = 0.0
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> "Jitter":
+        """A jitter strong enough to matter: at least an 8-level colour shift and a 2% rescale."""
+        offsets = rng.uniform(8, 18, 3) * rng.choice([-1, 1], 3)
+        return cls(
+            gains=tuple(rng.uniform(0.9, 1.1, 3)),
+            offsets=tuple(offsets),
+            scale=float(1 + rng.uniform(0.02, 0.05) * rng.choice([-1, 1])),
+            rotation=float(rng.uniform(-3, 3)),
+            shift=tuple(rng.uniform(-0.04, 0.04, 2)),
+            blur=float(rng.uniform(0.0, 0.02)),
+        )
+
+
+def self_blend(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    jitter: Optional[Jitter] = None,
+    rng: Optional[np.random.Generator] = None,
+    region: str = "face",
+    feather: float = 0.25,
+) -> Manipulation:
+    """Blend a colour/geometry-jittered copy of the face back onto itself.
+
+    Pass a fixed ``jitter`` to treat every frame of a video alike, or an ``rng`` to draw one.
+    """
+    if jitter is None:
+        jitter = Jitter.random(rng if rng is not None else np.random.default_rng())
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    height, width = image.shape[:2]
+    eye_distance = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    centre = landmarks.mean(0)
+    angle = math.radians(jitter.rotation)
+    linear = jitter.scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    shift = np.asarray(jitter.shift) * eye_distance
+    matrix = np.hstack([linear, (centre - linear @ centre + shift)[:, None]])
+    source = warp(image, matrix, (width, height)).astype(np.float32)
+    source = source * np.asarray(jitter.gains, dtype=np.float32) + np.asarray(jitter.offsets, dtype=np.float32)
+    if jitter.blur > 0:
+        radius = jitter.blur * eye_distance
+        source = np.asarray(Image.fromarray(np.clip(source, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32)
+    mask = np.minimum(face_mask(landmarks, (width, height), region, feather=feather), face_mask(apply_transform(matrix, landmarks), (width, height), region, feather=feather))
+    return Manipulation(blend(image, source, mask), mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Recipes: what fills each FF++ method folder of a synthetic tree.
+
+
+@dataclass(frozen=True)
+class Recipe:
+    kind: str  # "swap" or "self_blend"
+    region: str = "face"
+    feather: float = 0.25
+    colour_match: bool = True
+    description: str = ""
+
+
+RECIPES: dict[str, Recipe] = {
+    "Deepfakes": Recipe("swap", "face", 0.25, True, "identity swap, colour-matched, soft mask"),
+    "FaceSwap": Recipe("swap", "face", 0.08, False, "identity swap, no colour transfer, hard mask edge"),
+    "Face2Face": Recipe("self_blend", "face", 0.25, True, "own face, geometry+colour jitter, blended back"),
+    "NeuralTextures": Recipe("self_blend", "mouth", 0.3, True, "own mouth region, jittered and blended back"),
+    "FaceShifter": Recipe("swap", "face", 0.4, True, "identity swap, colour-matched, very soft mask"),
+}
+
+
+def manipulate(recipe: Recipe, target: np.ndarray, target_landmarks: np.ndarray, source: np.ndarray, source_landmarks: np.ndarray, jitter: Jitter) -> np.ndarray:
+    if recipe.kind == "swap":
+        return face_swap(target, target_landmarks, source, source_landmarks, recipe.region, recipe.feather, recipe.colour_match).image
+    return self_blend(target, target_landmarks, jitter, region=recipe.region, feather=recipe.feather).image
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    # yuv420p needs even sides; write_video would crop the same way.
+    height, width = frame.shape[:2]
+    return frame[: height - height % 2, : width - width % 2]
+
+
+# --------------------------------------------------------------------------------------------
+# The synthetic FF++ tree.
+
+
+@dataclass
+class SynthVideo:
+    """One original of the tree: a frame range of a source clip, with its per-frame landmarks."""
+
+    video_id: str
+    clip: Path
+    start: int
+    landmarks: np.ndarray  # (frames, 5, 2)
+    fps: float
+
+    @property
+    def frames(self) -> int:
+        return len(self.landmarks)
+
+
+@dataclass
+class SynthTree:
+    root: Path
+    splits: Splits
+    videos: list[SynthVideo]
+    methods: tuple[str, ...]
+    compression: str
+    skipped_clips: list[str] = field(default_factory=list)
+
+    @property
+    def splits_dir(self) -> Path:
+        return self.root / "splits"
+
+
+class SynthError(ValueError):
+    """The input cannot make a usable tree (too few clips, no faces, bad arguments)."""
+
+
+def find_videos(videos_dir: PathLike) -> list[Path]:
+    """Video files under ``videos_dir`` (recursive, sorted)."""
+    from ..media import VIDEO_EXTENSIONS
+
+    videos_dir = Path(videos_dir)
+    if not videos_dir.is_dir():
+        raise SynthError(f"{videos_dir} is not a folder of videos")
+    return sorted(p for p in videos_dir.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
+
+
+def make_synth_tree(
+    videos: Union[PathLike, Sequence[PathLike]],
+    output: PathLike,
+    compression: str = "c23",
+    methods: Sequence[str] = DEFAULT_METHODS,
+    max_frames: Optional[int] = None,
+    segments: Optional[int] = None,
+    seed: int = 0,
+    device: str = "cpu",
+    preset: str = "medium",
+    progress: bool = True,
+) -> SynthTree:
+    """Build an FF++-layout tree in ``output`` from real face videos (a folder or a list of files).
+
+    Each clip is one person (clips are assumed to show different people). With fewer than six
+    clips, every clip is cut into ``segments`` consecutive parts (default: enough for three pairs)
+    so that each split gets a pair; partners always come from different clips. ``max_frames``
+    caps each original's length. The tree appears complete in ``output`` or not at all.
+    """
+    if compression not in COMPRESSIONS:
+        raise SynthError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+    unknown = [m for m in methods if m not in RECIPES]
+    if unknown:
+        raise SynthError(f"no synthetic recipe for {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
+    if max_frames is not None and max_frames < 1:
+        raise SynthError(f"max_frames must be >= 1, got {max_frames}")
+    clips = find_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
+    if len(clips) < 2:
+        raise SynthError(f"need at least 2 videos of different people, found {len(clips)} in {videos}")
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        raise SynthError(f"{output} already exists and is not empty")
+    segments = segments or (1 if len(clips) >= 2 * MIN_PAIRS else math.ceil(2 * MIN_PAIRS / len(clips)))
+
+    from ..faces import FaceCropper
+
+    detector = FaceCropper(crop_size=None, device=device)
+    parts, skipped = _plan_segments(clips, segments, max_frames, detector, progress)
+    if len(parts) < 2 * MIN_PAIRS:
+        raise SynthError(
+            f"only {len(parts)} usable video segment(s) with faces from {len(clips)} clip(s) "
+            f"(skipped: {', '.join(skipped) or 'none'}); need {2 * MIN_PAIRS}: add clips or raise --segments"
+        )
+    synth_videos = [SynthVideo(f"{i:03d}", *part) for i, part in enumerate(parts[: len(parts) // 2 * 2])]
+    pairs = [(synth_videos[i], synth_videos[i + 1]) for i in range(0, len(synth_videos), 2)]
+    splits = _assign_splits([(a.video_id, b.video_id) for a, b in pairs])
+
+    staging = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _write_tree(staging, pairs, methods, compression, seed, preset, progress)
+        splits.to_json_files(staging / "splits")
+        manifest = {
+            "compression": compression,
+            "crf": CRF[compression],
+            "seed": seed,
+            "methods": {m: RECIPES[m].description for m in methods},
+            "videos": {v.video_id: {"clip": str(v.clip), "start": v.start, "frames": v.frames} for v in synth_videos},
+            "skipped_clips": skipped,
+        }
+        (staging / "synth_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        if output.exists():
+            output.rmdir()  # empty, checked above
+        os.replace(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return SynthTree(output, splits, synth_videos, tuple(methods), compression, skipped)
+
+
+def _assign_splits(pairs: list[tuple[str, str]]) -> Splits:
+    n = len(pairs)
+    n_eval = max(1, round(0.14 * n))  # FF++: 360 / 70 / 70 pairs
+    n_train = n - 2 * n_eval
+    return Splits(
+        {"train": tuple(pairs[:n_train]), "validation": tuple(pairs[n_train : n_train + n_eval]), "test": tuple(pairs[n_train + n_eval :])},
+        source="synth",
+    )
+
+
+def _plan_segments(
+    clips: Sequence[Path], segments: int, max_frames: Optional[int], detector, progress: bool
+) -> tuple[list[tuple[Path, int, np.ndarray, float]], list[str]]:
+    """Cut clips into segments and find each segment frame's landmarks.
+
+    Ordered segment-major (A0 B0 C0 A1 B1 ...), so neighbours, which become pairs, come from
+    different clips.
+    """
+    from tqdm.auto import tqdm
+
+    from ..video import VideoReadError, probe
+
+    per_clip: list[list[tuple[Path, int, np.ndarray, float]]] = []
+    skipped: list[str] = []
+    for clip in tqdm(clips, desc="synth-ffpp: landmarks", unit="clip", disable=not progress):
+        per_clip.append([])
+        try:
+            info = probe(clip)
+            length = info.frame_count // segments
+            if length < 1:
+                skipped.append(f"{clip} (only {info.frame_count} frames)")
+                continue
+            used = min(length, max_frames) if max_frames else length
+            ranges = [(k * length, k * length + used) for k in range(segments)]
+            landmarks = _detect_landmarks(clip, ranges, detector)
+        except VideoReadError as error:  # an unreadable clip is left out, like a corpus video
+            skipped.append(f"{error}")
+            continue
+        fps = info.fps or 25.0
+        for (start, end), marks in zip(ranges, landmarks):
+            if marks is None:
+                skipped.append(f"{clip} frames {start}-{end - 1} (no face found)")
+            else:
+                per_clip[-1].append((clip, start, marks, fps))
+    ordered = [parts[k] for k in range(segments) for parts in per_clip if k < len(parts)]
+    # Pairs are neighbours: drop a segment that would be paired with its own clip.
+    pairs_ok: list[tuple[Path, int, np.ndarray, float]] = []
+    for part in ordered:
+        if len(pairs_ok) % 2 == 1 and pairs_ok[-1][0] == part[0]:
+            continue
+        pairs_ok.append(part)
+    return pairs_ok, skipped
+
+
+def _frames(path: Path) -> Iterator[np.ndarray]:
+    from ..video import iter_frames
+
+    for frame in iter_frames(path):
+        yield _even(frame.image)
+
+
+def _detect_landmarks(clip: Path, ranges: list[tuple[int, int]], detector, batch: int = 16) -> list[Optional[np.ndarray]]:
+    """Per range, (frames, 5, 2) landmarks (gaps filled from the nearest detection, lightly
+    smoothed over time), or None when no frame of the range has a face."""
+    wanted = {i: k for k, (a, b) in enumerate(ranges) for i in range(a, b)}
+    found: dict[int, np.ndarray] = {}
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        for (index, _), faces in zip(pending, detector.detect([image for _, image in pending])):
+            if faces:
+                found[index] = np.asarray(faces[0].landmarks, dtype=np.float64)
+        pending.clear()
+
+    for index, image in enumerate(_frames(clip)):
+        if index in wanted:
+            pending.append((index, image))
+            if len(pending) == batch:
+                flush()
+        elif index >= ranges[-1][1]:
+            break
+    flush()
+    out: list[Optional[np.ndarray]] = []
+    for a, b in ranges:
+        hits = [i for i in range(a, b) if i in found]
+        if not hits:
+            out.append(None)
+            continue
+        marks = np.stack([found[min(hits, key=lambda h: abs(h - i))] for i in range(a, b)])
+        out.append(_smooth(marks))
+    return out
+
+
+def _smooth(marks: np.ndarray, radius: int = 2) -> np.ndarray:
+    # MTCNN landmarks jitter by a pixel or two between frames; a short moving average steadies the mask.
+    if len(marks) <= 2:
+        return marks
+    padded = np.concatenate([marks[:1].repeat(radius, 0), marks, marks[-1:].repeat(radius, 0)])
+    kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
+    return np.apply_along_axis(lambda s: np.convolve(s, kernel, mode="valid"), 0, padded)
+
+
+def _segment_frames(video: SynthVideo) -> Iterator[np.ndarray]:
+    for index, image in enumerate(_frames(video.clip)):
+        if index >= video.start + video.frames:
+            return
+        if index >= video.start:
+            yield image
+
+
+def _cycled(video: SynthVideo) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    # A source shorter than its target starts over.
+    while True:
+        count = 0
+        for image, marks in zip(_segment_frames(video), video.landmarks):
+            count += 1
+            yield image, marks
+        if count == 0:
+            raise SynthError(f"{video.clip}: no frames decoded from frame {video.start} on")
+
+
+def _write_tree(
+    root: Path,
+    pairs: list[tuple[SynthVideo, SynthVideo]],
+    methods: Sequence[str],
+    compression: str,
+    seed: int,
+    preset: str,
+    progress: bool,
+) -> None:
+    from tqdm.auto import tqdm
+
+    from ..video import write_video
+
+    options = {"preset": preset}
+    for folder in [original_dir(root, compression)] + [method_dir(root, m, compression) for m in methods]:
+        folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(t, s) for a, b in pairs for t, s in ((a, b), (b, a))]
+    for target, source in tqdm(jobs, desc="synth-ffpp: videos", unit="target", disable=not progress):
+        write_video(
+            original_dir(root, compression) / f"{target.video_id}.mp4",
+            _segment_frames(target),
+            fps=target.fps,
+            crf=CRF[compression],
+            options=options,
+        )
+        fake_id = f"{target.video_id}_{source.video_id}"
+        for method in methods:
+            # Fixed per video: a manipulation looks the same throughout its video.
+            jitter = Jitter.random(np.random.default_rng([seed, zlib.crc32(f"{method}/{fake_id}".encode())]))
+            frames = (
+                manipulate(RECIPES[method], image, marks, source_image, source_marks, jitter)
+                for (image, marks), (source_image, source_marks) in zip(
+                    zip(_segment_frames(target), target.landmarks), _cycled(source)
+                )
+            )
+            write_video(method_dir(root, method, compression) / f"{fake_id}.mp4", frames, fps=target.fps, crf=CRF[compression], options=options)
