@@ -14,15 +14,17 @@ import argparse
 import logging
 import os
 from pathlib import Path
-from typing import Any, List, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import gradio as gr
 
+from dldfd_hf.loading import ModelLoadError
 from dldfd_hf.demo_utils import (
     FAKE_COLOUR,
     FACES_TABLE_COLUMNS,
     PLOT_SERIES,
     THRESHOLD_COLOUR,
+    Analysis,
     DemoLimits,
     InputRejected,
     analyse_image,
@@ -43,6 +45,9 @@ logger = logging.getLogger("dldfd.demo")
 
 APP_DIR = Path(__file__).resolve().parent
 CONCURRENCY_ID = "detector"  # both tabs share one model: one concurrency limit for both
+# Tiles of one size whatever the count (gradio would widen 2 faces to the full width), rows as tall
+# as their content (gradio's "auto" keeps a 450 px minimum).
+GALLERY = dict(height="fit-content", fit_columns=False, object_fit="contain")
 
 DESCRIPTION = """\
 # DLDFD deepfake detector
@@ -52,16 +57,15 @@ Label convention: P(fake) near 1 means *fake*. This is a research demo: do not u
 """
 
 
-def _verdict_markdown(analysis, strategy: str, threshold: float) -> str:
+def _verdict_markdown(analysis: Analysis, strategy: str, threshold: float) -> str:
     text = verdict_text(analysis.row)
     if analysis.row["label"] is None:
-        return f"### ⚠️ {text}"
-    icon = "🟥" if analysis.row["label"] == "fake" else "🟩"
-    return f"## {icon} {text}\n{verdict_details(analysis.row, strategy, threshold)}"
+        return _message(text)
+    return f"## {text}\n{verdict_details(analysis.row, strategy, threshold)}"
 
 
 def _message(text: str) -> str:
-    return f"### ⚠️ {text}"
+    return f"### ⚠ {text}"
 
 
 def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optional[str] = None,
@@ -74,88 +78,90 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
             analysis = analyse_video(detector, video, num_frames=num_frames, strategy=strategy,
                                      threshold=threshold, limits=limits,
                                      progress=lambda fraction, text: progress(fraction, desc=text))
+            if explain and analysis.crops:
+                progress(0.92, desc="Explaining (Grad-CAM)")
+            heatmaps = explain_crops(detector, analysis.crops) if explain else []
+            crops = gallery_items(analysis)
+            return (
+                _verdict_markdown(analysis, strategy, threshold),
+                probability_plot_data(analysis.row, threshold),
+                crops,
+                [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)],
+                str(write_records_json(analysis.row)),
+            )
         except InputRejected as err:
             return _message(str(err)), None, [], [], None
         except Exception as err:  # a bug or an odd file must not take the app down; say what happened
             logger.exception("video analysis failed")
             return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
-        if explain and analysis.crops:
-            progress(0.92, desc="Explaining (Grad-CAM)")
-        heatmaps = explain_crops(detector, analysis.crops) if explain else []
-        captions = [caption for _, caption in gallery_items(analysis, threshold)]
-        return (
-            _verdict_markdown(analysis, strategy, threshold),
-            probability_plot_data(analysis.row, threshold),
-            gallery_items(analysis, threshold),
-            list(zip(heatmaps, captions)),
-            str(write_records_json(analysis.row)),
-        )
 
     def run_image(photo: Optional[str], threshold: float, explain: bool):
         try:
             analysis = analyse_image(detector, photo, threshold=threshold, limits=limits)
+            heatmaps = explain_crops(detector, analysis.crops) if explain else []
+            return (
+                _verdict_markdown(analysis, "majority", threshold),
+                draw_faces(analysis.image, analysis.row["frames"], threshold),
+                faces_table(analysis.row["frames"], threshold),
+                [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))],
+                str(write_records_json(analysis.row)),
+            )
         except InputRejected as err:
             return _message(str(err)), None, None, [], None
         except Exception as err:
             logger.exception("image analysis failed")
             return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, None, [], None
-        heatmaps = explain_crops(detector, analysis.crops) if explain else []
-        captions = [caption for _, caption in gallery_items(analysis, threshold)]
-        return (
-            _verdict_markdown(analysis, "majority", threshold),
-            draw_faces(analysis.image, analysis.row["frames"], threshold),
-            faces_table(analysis.row["frames"], threshold),
-            list(zip(heatmaps, captions)),
-            str(write_records_json(analysis.row)),
-        )
 
     with gr.Blocks(title="DLDFD deepfake detector", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(DESCRIPTION)
         gr.Markdown(f"Model: `{model_name}` · {limits.describe()}")
         if notice:
-            gr.Markdown(f"> [!WARNING]\n> **{notice}**")
+            gr.Markdown(f"⚠ **Warning: {notice}**")
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    video = gr.Video(label="Video", sources=["upload"], height=300)
+                    video = gr.Video(label="Video", sources=["upload"], height=300, elem_id="video-input")
                     num_frames = gr.Slider(1, limits.max_frames, value=min(32, limits.max_frames), step=1,
-                                           label="Frames to sample", info="evenly spaced over the video")
+                                           label="Frames to sample", info="evenly spaced over the video",
+                                           elem_id="video-frames")
                     strategy = gr.Radio(["majority", "mean"], value="majority", label="Voting strategy",
                                         info="majority: the paper's vote of the frames; mean: mean P(fake)")
                     video_threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
                                                 info="P(fake) at which a frame counts as fake")
                     video_explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
-                    video_button = gr.Button("Analyse video", variant="primary")
+                    video_button = gr.Button("Analyse video", variant="primary", elem_id="video-button")
                 with gr.Column(scale=3):
-                    video_verdict = gr.Markdown("Upload a video and press **Analyse video**.", label="verdict")
+                    video_verdict = gr.Markdown("Upload a video and press **Analyse video**.", label="verdict",
+                                                elem_id="video-verdict")
                     video_plot = gr.LinePlot(
                         x="time (s)", y="P(fake)", color="series", y_lim=[0, 1],
                         color_map={PLOT_SERIES[0]: FAKE_COLOUR, PLOT_SERIES[1]: THRESHOLD_COLOUR},
-                        title="Fake probability over time", height=260, label="P(fake) per frame",
+                        title="Fake probability over time", height=320, label="P(fake) per frame", color_title="",
                     )
-                    video_json = gr.File(label="Per-frame records (JSON, as `dldfd detect --format json`)")
-            video_gallery = gr.Gallery(label="Face crops and their P(fake)", columns=8, height="auto",
-                                       object_fit="contain")
+                    video_json = gr.File(label="Per-frame records (JSON, the schema of dldfd detect --format json)")
+            video_gallery = gr.Gallery(label="Face crops: P(fake) · frame · time", columns=6, **GALLERY,
+                                       elem_id="video-gallery")
             with gr.Accordion("Explanation: where the model looked (Grad-CAM, evidence for fake)", open=True):
-                video_heatmaps = gr.Gallery(label="Grad-CAM", show_label=False, columns=8, height="auto", object_fit="contain")
+                video_heatmaps = gr.Gallery(label="Grad-CAM", show_label=False, columns=6, **GALLERY,
+                                            elem_id="video-heatmaps")
         with gr.Tab("Image"):
             with gr.Row():
                 with gr.Column(scale=2):
                     # No file_types: gradio would refuse other files with a generic error before the
                     # handler can say what is wrong with them.
-                    photo = gr.File(label="Photo (JPEG, PNG, WebP, ...)", type="filepath")
+                    photo = gr.File(label="Photo (JPEG, PNG, WebP, ...)", type="filepath", elem_id="image-input")
                     image_threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
                                                 info="P(fake) at which a face counts as fake")
                     image_explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
-                    image_button = gr.Button("Analyse photo", variant="primary")
+                    image_button = gr.Button("Analyse photo", variant="primary", elem_id="image-button")
+                    image_json = gr.File(label="Records (JSON, the schema of dldfd detect --format json)")
                 with gr.Column(scale=3):
-                    image_verdict = gr.Markdown("Upload a photo and press **Analyse photo**.", label="verdict")
+                    image_verdict = gr.Markdown("Upload a photo and press **Analyse photo**.", label="verdict",
+                                                elem_id="image-verdict")
                     boxed = gr.Image(label="Faces found", type="pil", interactive=False)
-            faces = gr.Dataframe(headers=FACES_TABLE_COLUMNS, label="Faces", interactive=False)
-            with gr.Row():
-                image_heatmaps = gr.Gallery(label="Explanation: Grad-CAM per face", columns=8, height="auto",
-                                            object_fit="contain", scale=3)
-                image_json = gr.File(label="Records (JSON)", scale=1)
+                    faces = gr.Dataframe(headers=FACES_TABLE_COLUMNS, label="Faces", interactive=False)
+                    image_heatmaps = gr.Gallery(label="Explanation: Grad-CAM per face (P(fake) · face)",
+                                                columns=4, **GALLERY, elem_id="image-heatmaps")
 
         video_button.click(
             run_video,
@@ -210,7 +216,10 @@ def main(argv: Optional[Sequence[str]] = None, *, block: bool = True) -> gr.Bloc
                         max_frames=args.max_frames)
     model_name = resolve_model_spec(args.model, APP_DIR)
     logger.info("loading %s", model_name)
-    detector, notice = load_detector(model_name, device=args.device)
+    try:
+        detector, notice = load_detector(model_name, device=args.device)
+    except ModelLoadError as err:
+        raise SystemExit(f"demo/app.py: {err}") from None
     demo = build_demo(detector, model_name, limits, notice=notice, concurrency=args.concurrency)
     demo.queue(max_size=args.queue_size)
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{int(args.max_upload_mb * 1024)}kb",
