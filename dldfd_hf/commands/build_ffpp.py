@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--num-shards", type=int, default=1, help="machines sharing the build; join with `dldfd merge-ffpp`")
     build.add_argument("--device", default="cpu", help="face detector device (cpu, cuda, cuda:1, ...)")
     build.add_argument("--batch-size", type=int, default=16, help="frames per face-detection batch")
+    build.add_argument(
+        "--threads", type=int, default=1, help="torch threads per process (default 1: MTCNN's small ops run fastest on one; add processes instead)"
+    )
     _add_publish_args(build)
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=run_build)
@@ -118,6 +121,7 @@ def _build(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         device=args.device,
         batch_size=args.batch_size,
+        threads=args.threads,
         progress=not args.quiet,
     )
     rate = summary.frames / summary.seconds if summary.seconds else 0.0

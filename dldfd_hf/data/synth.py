@@ -329,6 +329,7 @@ def make_synth_tree(
     seed: int = 0,
     device: str = "cpu",
     preset: str = "medium",
+    threads: Optional[int] = 1,
     progress: bool = True,
 ) -> SynthTree:
     """Build an FF++-layout tree in ``output`` from real face videos (a folder or a list of files).
@@ -336,7 +337,8 @@ def make_synth_tree(
     Each clip is one person (clips are assumed to show different people). With fewer than six
     clips, every clip is cut into ``segments`` consecutive parts (default: enough for three pairs)
     so that each split gets a pair; partners always come from different clips. ``max_frames``
-    caps each original's length. The tree appears complete in ``output`` or not at all.
+    caps each original's length. ``threads``: torch threads for face detection (see
+    :func:`dldfd_hf.data.build.torch_threads`). The tree appears complete in ``output`` or not at all.
     """
     if compression not in COMPRESSIONS:
         raise SynthError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
@@ -355,8 +357,11 @@ def make_synth_tree(
 
     from ..faces import FaceCropper
 
+    from .build import torch_threads
+
     detector = FaceCropper(crop_size=None, device=device)
-    parts, skipped = _plan_segments(clips, segments, max_frames, detector, progress)
+    with torch_threads(threads):
+        parts, skipped = _plan_segments(clips, segments, max_frames, detector, progress)
     if len(parts) < 2 * MIN_PAIRS:
         raise SynthError(
             f"only {len(parts)} usable video segment(s) with faces from {len(clips)} clip(s) "
