@@ -23,10 +23,12 @@ from dldfd_hf.demo_utils import (
     REAL_COLOUR,
     DemoLimits,
     InputRejected,
+    analyse_video,
     check_num_frames,
     check_upload,
     draw_faces,
     faces_table,
+    load_detector,
     probability_plot_data,
     resolve_model_spec,
     verdict_text,
@@ -73,8 +75,9 @@ def _load_app():
 
 
 @pytest.fixture(scope="module")
-def client(tiny_model_dir):
-    """The demo served once for this module, with the model given the Space way ($DLDFD_MODEL)."""
+def served(tiny_model_dir):
+    """The demo served once for this module, with the model given the Space way ($DLDFD_MODEL):
+    ``(Blocks, gradio_client.Client)``."""
     app = _load_app()
     port = _free_port()
     previous = os.environ.get(MODEL_ENV)
@@ -82,16 +85,21 @@ def client(tiny_model_dir):
     try:
         demo = app.main(["--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
                          "--max-video-seconds", str(MAX_VIDEO_SECONDS), "--max-upload-mb", str(MAX_UPLOAD_MB),
-                         "--max-frames", "16"], block=False)
+                         "--max-frames", "16", "--queue-size", "5"], block=False)
     finally:
         if previous is None:
             os.environ.pop(MODEL_ENV)
         else:
             os.environ[MODEL_ENV] = previous
     try:
-        yield gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield demo, gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    return served[1]
 
 
 def _detect_rows(model_dir: Path, path: Path, tmp_path: Path, *extra: str):
@@ -220,6 +228,28 @@ def test_bad_uploads_get_a_message_and_the_app_keeps_serving(client, shared_data
     # Still serving: a good upload after all of that gets a verdict.
     verdict, *_ = _video(client, shared_data / GRID_CLIP, num_frames=2)
     assert "of 2 frames voted fake" in verdict
+
+
+def test_both_tabs_share_one_bounded_queue(served):
+    demo, _ = served
+    events = {fn.api_name: fn for fn in demo.fns.values()}
+    assert set(events) == {"analyse_video", "analyse_image"}
+    # One model, one analysis at a time across both tabs (--concurrency 1); 5 may wait (--queue-size).
+    assert {(fn.concurrency_limit, fn.concurrency_id) for fn in events.values()} == {(1, "detector")}
+    assert demo._queue.max_size == 5
+
+
+def test_video_progress_is_reported_stage_by_stage(tiny_model_dir, shared_data):
+    detector, notice = load_detector(str(tiny_model_dir), device="cpu")
+    assert notice is None  # a saved model folder: no random-weights warning on the page
+    steps = []
+    analysis = analyse_video(detector, shared_data / GRID_CLIP, num_frames=3,
+                             progress=lambda fraction, text: steps.append((fraction, text)))
+    fractions = [fraction for fraction, _ in steps]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and len(steps) >= 3
+    assert "Finding and scoring faces in 3 frames" in [text for _, text in steps]
+    assert analysis.row["frames_used"] == len(analysis.crops) == 3
+    assert load_detector("dldfd_tiny", device="cpu")[1].startswith("dldfd_tiny was built with RANDOM weights")
 
 
 # --- helpers, without a server --------------------------------------------------------------------
