@@ -25,9 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from dldfd_hf.data.build import BuildConfig, build_corpus
+from dldfd_hf.data.build import BuildConfig, build_corpus, torch_threads
 from dldfd_hf.data.synth import make_synth_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,10 +45,11 @@ def stage_breakdown(video: Path, frames: int, device: str) -> dict:
     images = [f.image for _, f in zip(range(frames), iter_frames(video))]
     decode = time.perf_counter() - start
     cropper = FaceCropper(crop_size=224, device=device)
-    cropper(images[:1])  # warm-up
-    start = time.perf_counter()
-    faces = cropper(images)
-    detect = time.perf_counter() - start
+    with torch_threads(1):  # as the builder runs it
+        cropper(images[:1])  # warm-up
+        start = time.perf_counter()
+        faces = cropper(images)
+        detect = time.perf_counter() - start
     start = time.perf_counter()
     for found in faces:
         for face in found[:1]:
@@ -69,6 +68,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work-dir", type=Path, help="where to put the tree and corpora (default: a temp dir)")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(dir=args.work_dir) as tmp:
         tmp = Path(tmp)
@@ -97,7 +97,8 @@ def main() -> None:
         "device": args.device,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads_per_process": 1,
+        "load_avg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # other processes on the CPU
         "compression": "c40",
         "clips": [p.name for p in args.videos],
         "results": results,

@@ -1,5 +1,5 @@
 """The FF++ corpus builder on a synth-ffpp tree made from real GRID clips: rows, fakes, resume after a
-kill, shards + merge, corrupt videos, bad settings, Parquet export and the (private) Hub path."""
+kill, shards + merge, corrupt videos, bad settings, Parquet export with the dataset card."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 from datasets import DatasetDict, load_dataset, load_from_disk
 from PIL import Image
 
+from dldfd_hf import push
 from dldfd_hf.cli import build_parser
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.commands.build_ffpp import resolve_options
@@ -35,6 +36,7 @@ from dldfd_hf.data.build import (
     read_report,
 )
 from dldfd_hf.data.ffpp import Splits, method_dir, original_dir
+from dldfd_hf.push import PushResult
 from dldfd_hf.video import VideoReader, evenly_spaced_indices
 from tests.conftest import SYNTH_FFPP_COMPRESSION as COMPRESSION
 from tests.conftest import SYNTH_FFPP_FRAMES_PER_VIDEO as FRAMES_PER_VIDEO
@@ -190,7 +192,7 @@ def test_resume_after_killing_the_build_equals_an_uninterrupted_build(synth_ffpp
     assert (again.built, again.skipped) == (0, 6)
 
 
-def test_shards_built_apart_merge_into_the_same_corpus(synth_ffpp_tree, synth_ffpp_corpus, tmp_path, capsys):
+def test_shards_built_apart_merge_into_the_same_corpus(synth_ffpp_tree, synth_ffpp_corpus, tmp_path, capsys, monkeypatch):
     splits, video_ids = train_pair_only(synth_ffpp_tree, tmp_path / "splits")
     shards = [tmp_path / "shard0", tmp_path / "shard1"]
     built = []
@@ -205,8 +207,17 @@ def test_shards_built_apart_merge_into_the_same_corpus(synth_ffpp_tree, synth_ff
     assert not (tmp_path / "merged").exists()
     with pytest.raises(BuildError, match=r"shard\(s\) \[0\] of 2 found in more than one folder"):
         merge_shards(tmp_path / "merged", [shards[0], shards[0], shards[1]], progress=False)
-    assert dldfd(["merge-ffpp", str(tmp_path / "merged"), *map(str, shards)]) == 0
-    assert "Training" in capsys.readouterr().out
+    pushed = []
+    monkeypatch.setattr(push, "push_corpus", lambda corpus, repo_id: pushed.append((corpus, repo_id)) or PushResult(
+        repo_id, "dataset", True, ["README.md"], url="https://huggingface.co/datasets/me/crops"))
+    merged = tmp_path / "merged"
+    assert dldfd(["merge-ffpp", str(merged), *map(str, shards), "--parquet", str(tmp_path / "parquet"),
+                  "--push-to-hub", "me/crops"]) == 0
+    out = capsys.readouterr().out
+    assert "Training" in out and "private dataset repo me/crops" in out
+    assert pushed == [(str(merged), "me/crops")]  # the Hub upload itself is tested in test_push.py
+    exported = load_dataset(str(tmp_path / "parquet"))
+    assert list(exported) == ["train"] and exported["train"].num_rows == 4 * FRAMES_PER_VIDEO  # empty splits left out
     expected = corpus_rows(synth_ffpp_corpus, ["FaceSwap"], video_ids) | {"validation": [], "test": []}
     assert_same_rows(corpus_rows(tmp_path / "merged"), expected)
 
@@ -324,37 +335,3 @@ def test_parquet_export_loads_as_the_same_dataset_with_a_card(synth_ffpp_corpus,
     assert "pos_weight" in card and "0.2500" in card  # 1 real : 4 fake training crops
     with pytest.raises(FileExistsError):
         export_parquet(synth_ffpp_corpus, dest)
-
-
-def test_push_to_hub_is_private_and_carries_the_card(synth_ffpp_corpus, monkeypatch):
-    """The Hub calls are recorded, not made (tests are offline)."""
-    import huggingface_hub
-    from datasets import DatasetDict as DD
-
-    from dldfd_hf.data.publish import push_corpus_to_hub
-
-    calls = []
-
-    class FakeApi:
-        def __init__(self, token=None):
-            pass
-
-        def create_repo(self, repo_id, **kwargs):
-            calls.append(("create_repo", repo_id, kwargs))
-            return f"https://huggingface.co/datasets/{repo_id}"
-
-        def repo_info(self, repo_id, **kwargs):
-            return type("Info", (), {"private": repo_id != "me/public"})()
-
-        def upload_file(self, **kwargs):
-            calls.append(("upload_file", kwargs["path_in_repo"], kwargs["path_or_fileobj"].decode()))
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    monkeypatch.setattr(DD, "push_to_hub", lambda self, repo_id, **kw: calls.append(("push_to_hub", repo_id, kw, dict(self.num_rows))))
-    assert push_corpus_to_hub(synth_ffpp_corpus, "me/ffpp-crops").endswith("me/ffpp-crops")
-    assert [c[0] for c in calls] == ["create_repo", "upload_file", "push_to_hub"]
-    assert calls[0][2]["private"] is True and calls[0][2]["repo_type"] == "dataset"
-    assert calls[1][1] == "README.md" and "Terms of use" in calls[1][2]
-    assert calls[2][2]["private"] is True and calls[2][3] == {s: 10 * FRAMES_PER_VIDEO for s in ("train", "validation", "test")}
-    with pytest.raises(PermissionError, match="public"):
-        push_corpus_to_hub(synth_ffpp_corpus, "me/public")

@@ -164,12 +164,15 @@ def _print_report(report: dict, output: str) -> None:
 
 
 def _publish(args: argparse.Namespace) -> None:
-    from ..data.publish import export_parquet, push_corpus_to_hub
+    from ..data.publish import export_parquet
 
     if args.parquet:
         print(f"Parquet export and dataset card written to {export_parquet(args.output, args.parquet)}")
     if args.push_to_hub:
-        print(f"pushed (private) to {push_corpus_to_hub(args.output, args.push_to_hub)}")
+        from .. import push
+
+        result = push.push_corpus(args.output, args.push_to_hub)
+        print(f"pushed {len(result.files)} file(s) to the private dataset repo {result.repo_id}: {result.url}")
 
 
 def _guarded(action) -> int:

@@ -97,12 +97,11 @@ class Splits:
 
     @property
     def fakes(self) -> dict[str, str]:
-        return {
-            f"{a}_{b}" if i == 0 else f"{b}_{a}": split
-            for split, pairs in self.pairs.items()
-            for a, b in pairs
-            for i in (0, 1)
-        }
+        out = {}
+        for split, pairs in self.pairs.items():
+            for a, b in pairs:
+                out[f"{a}_{b}"] = out[f"{b}_{a}"] = split
+        return out
 
     def to_json_files(self, directory: PathLike) -> None:
         """Write ``train.json``/``val.json``/``test.json`` in the official format."""
@@ -357,7 +356,7 @@ def format_table1(
 
     rows = block("Videos", video_counts)
     if image_counts is not None:
-        rows = block("Images", image_counts) + rows
+        rows = block("Images", image_counts) + [[""] * len(header)] + rows
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in rows)
 

@@ -1,4 +1,7 @@
-"""Dataset card, Parquet export and the private Hub upload of a built FF++ corpus."""
+"""Dataset card and Parquet export of a built FF++ corpus.
+
+The (private-only) Hub upload of this export is :func:`dldfd_hf.push.push_corpus`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import os
 import shutil
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from .build import _TMP_MARK, read_report, report_table
 from .ffpp import SPLITS
@@ -38,7 +41,10 @@ def render_dataset_card(corpus_dir: PathLike, pretty_name: str = "FaceForensics+
         configs=[
             {
                 "config_name": "default",
-                "data_files": [{"split": s, "path": f"data/{s}-*.parquet"} for s in SPLITS],
+                # an empty split has no file (a Parquet config cannot point at nothing)
+                "data_files": [
+                    {"split": s, "path": f"data/{s}-*.parquet"} for s in SPLITS if sum(report["class_images"][s].values())
+                ],
             }
         ],
     )
@@ -70,8 +76,8 @@ def _size_category(n: int) -> str:
 def export_parquet(corpus_dir: PathLike, dest: PathLike, max_shard_bytes: int = _MAX_SHARD_BYTES) -> Path:
     """Write the corpus as Hub-layout Parquet: ``dest/data/<split>-NNNNN-of-NNNNN.parquet`` + README.md.
 
-    ``datasets.load_dataset(dest)`` opens it as train/validation/test. ``dest`` must not exist yet;
-    it appears complete or not at all.
+    ``datasets.load_dataset(dest)`` opens it as train/validation/test (empty splits are left out).
+    ``dest`` must not exist yet; it appears complete or not at all.
     """
     from datasets import load_from_disk
 
@@ -85,6 +91,8 @@ def export_parquet(corpus_dir: PathLike, dest: PathLike, max_shard_bytes: int = 
         (staging / "data").mkdir(parents=True)
         for split in SPLITS:
             ds = corpus[split]
+            if ds.num_rows == 0:
+                continue  # see render_dataset_card
             num_shards = max(1, math.ceil(ds.data.nbytes / max_shard_bytes))
             for i in range(num_shards):
                 name = f"{split}-{i:05d}-of-{num_shards:05d}.parquet"
@@ -94,35 +102,3 @@ def export_parquet(corpus_dir: PathLike, dest: PathLike, max_shard_bytes: int = 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return dest
-
-
-def push_corpus_to_hub(
-    corpus_dir: PathLike,
-    repo_id: str,
-    token: Optional[str] = None,
-    max_shard_size: str = "500MB",
-) -> str:
-    """Upload the corpus to a **private** Hub dataset repo, with its dataset card.
-
-    FaceForensics++ may not be redistributed, so the repo is always created private, and an existing
-    public repo is refused.
-    """
-    from datasets import load_from_disk
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    url = api.create_repo(repo_id, repo_type="dataset", private=True, exist_ok=True)
-    if not api.repo_info(repo_id, repo_type="dataset").private:
-        raise PermissionError(
-            f"{repo_id} exists and is public: FaceForensics++ data may only go to a private repo"
-        )
-    # The card goes first: push_to_hub then merges its dataset_info into this README's metadata.
-    api.upload_file(
-        path_or_fileobj=render_dataset_card(corpus_dir).encode(),
-        path_in_repo="README.md",
-        repo_id=repo_id,
-        repo_type="dataset",
-        commit_message="Dataset card",
-    )
-    load_from_disk(str(corpus_dir)).push_to_hub(repo_id, private=True, token=token, max_shard_size=max_shard_size)
-    return str(url)

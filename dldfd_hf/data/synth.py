@@ -328,7 +328,7 @@ def make_synth_tree(
     segments: Optional[int] = None,
     seed: int = 0,
     device: str = "cpu",
-    preset: str = "medium",
+    x264_preset: str = "medium",
     threads: Optional[int] = 1,
     progress: bool = True,
 ) -> SynthTree:
@@ -353,10 +353,11 @@ def make_synth_tree(
     output = Path(output)
     if output.exists() and any(output.iterdir()):
         raise SynthError(f"{output} already exists and is not empty")
+    if segments is not None and segments < 1:
+        raise SynthError(f"segments must be >= 1, got {segments}")
     segments = segments or (1 if len(clips) >= 2 * MIN_PAIRS else math.ceil(2 * MIN_PAIRS / len(clips)))
 
     from ..faces import FaceCropper
-
     from .build import torch_threads
 
     detector = FaceCropper(crop_size=None, device=device)
@@ -374,7 +375,7 @@ def make_synth_tree(
     staging = output.with_name(f".{output.name}.tmp-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        _write_tree(staging, pairs, methods, compression, seed, preset, progress)
+        _write_tree(staging, pairs, methods, compression, seed, x264_preset, progress)
         splits.to_json_files(staging / "splits")
         manifest = {
             "compression": compression,
@@ -520,14 +521,14 @@ def _write_tree(
     methods: Sequence[str],
     compression: str,
     seed: int,
-    preset: str,
+    x264_preset: str,
     progress: bool,
 ) -> None:
     from tqdm.auto import tqdm
 
     from ..video import write_video
 
-    options = {"preset": preset}
+    options = {"preset": x264_preset}
     for folder in [original_dir(root, compression)] + [method_dir(root, m, compression) for m in methods]:
         folder.mkdir(parents=True, exist_ok=True)
     jobs = [(t, s) for a, b in pairs for t, s in ((a, b), (b, a))]
