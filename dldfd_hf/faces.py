@@ -71,7 +71,8 @@ class FaceCropper:
         detect_max_size: frames whose longer side exceeds this are downscaled for detection (boxes
             and landmarks are mapped back, crops come from the full-resolution frame). None = never.
         min_face_size: smallest face MTCNN looks for, in detection pixels.
-        batch_size: frames per MTCNN call (frames of one size are detected together).
+        batch_size: frames per MTCNN call (frames of one size are detected together); default 8 on
+            CPU (small batches keep MTCNN's image pyramid in cache), 32 on GPU.
         thresholds: MTCNN's three stage thresholds.
     """
 
@@ -84,7 +85,7 @@ class FaceCropper:
         device: Union[str, torch.device] = "cpu",
         detect_max_size: Optional[int] = 640,
         min_face_size: int = 20,
-        batch_size: int = 32,
+        batch_size: Optional[int] = None,
         thresholds: Tuple[float, float, float] = (0.6, 0.7, 0.7),
     ) -> None:
         if select not in _SELECT_MODES:
@@ -97,6 +98,9 @@ class FaceCropper:
             raise ValueError(f"FaceCropper: min_score must be in [0, 1], got {min_score!r}")
         if detect_max_size is not None and detect_max_size < min_face_size:
             raise ValueError(f"FaceCropper: detect_max_size must be >= min_face_size ({min_face_size})")
+        self.device = torch.device(device)
+        if batch_size is None:
+            batch_size = 8 if self.device.type == "cpu" else 32
         if batch_size < 1:
             raise ValueError(f"FaceCropper: batch_size must be >= 1, got {batch_size!r}")
         from facenet_pytorch import MTCNN  # heavy import, only when a cropper is built
@@ -105,7 +109,6 @@ class FaceCropper:
         self.scale = scale
         self.select = select
         self.min_score = min_score
-        self.device = torch.device(device)
         self.detect_max_size = detect_max_size
         self.min_face_size = min_face_size
         self.batch_size = batch_size

@@ -19,7 +19,7 @@ from dldfd_hf.cli import main
 from dldfd_hf.commands.detect import format_rows
 from dldfd_hf.faces import FaceCropper
 from dldfd_hf.loading import ModelLoadError, RandomWeightsWarning, load_model, resolve_model_source
-from dldfd_hf.pipelines import DeepfakeVideoDetectionPipeline
+from dldfd_hf.pipelines import VIDEO_DETECT_SIZE, VIDEO_MIN_FACE_SIZE, DeepfakeVideoDetectionPipeline
 from dldfd_hf.video import evenly_spaced_indices, sample_frames, write_video
 from dldfd_hf.voting import vote
 
@@ -73,7 +73,8 @@ def test_video_output_and_scores_match_the_model(detector, shared_data):
     assert all(r["box"] is not None and len(r["box"]) == 4 for r in records)
     # Recompute independently: same frames, same crops, the model's processor, the model itself.
     frames = sample_frames(clip, 6)
-    crops = [faces[0].crop for faces in FaceCropper(crop_size=64)([f.image for f in frames])]
+    cropper = FaceCropper(crop_size=64, min_face_size=VIDEO_MIN_FACE_SIZE, detect_max_size=VIDEO_DETECT_SIZE)
+    crops = [faces[0].crop for faces in cropper([f.image for f in frames])]
     pixels = detector.image_processor(images=crops, return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         expected = torch.softmax(detector.model(pixel_values=pixels).logits, dim=-1)[:, 1]

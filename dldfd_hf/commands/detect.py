@@ -47,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (table)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the results here instead of stdout")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
-    parser.add_argument("--batch-size", type=_positive_int, default=32, help="face crops per forward pass (32)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="face crops per forward pass (default: 8 on CPU, 64 on GPU)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
