@@ -20,6 +20,7 @@ Writes into OUTPUT_DIR:
 import json
 import logging
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -150,9 +151,17 @@ def write_results(path, args, protocol, counts, pos_weight, state, num_processes
     tmp.replace(path)
 
 
+def use_cpu(args):
+    """CPU when asked, and for a multi-process launch on a machine without GPUs: Accelerate only
+    starts gloo DDP on CPUs when told to use the CPU, and would otherwise run N unrelated copies."""
+    launched_distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return args.cpu or (launched_distributed and not torch.cuda.is_available())
+
+
 def main(argv=None):
     args = parse_args(argv)
     accelerator = Accelerator(
+        cpu=use_cpu(args),
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=None if args.report_to == "none" else args.report_to.split(","),
@@ -162,13 +171,17 @@ def main(argv=None):
     logger.info(accelerator.state, main_process_only=False)
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
 
-    # Data: everything that can be wrong with the corpus or protocol fails here, before any training.
+    # Everything that can be wrong with the corpus, the protocol or the checkpoint fails here,
+    # before any training and before anything is written.
     protocol, (train_split, val_split, test_split), counts, pos_weight = load_data(args)
     if args.resume_from_checkpoint:
-        checkpoint = find_checkpoint(args.resume_from_checkpoint, output_dir)
+        try:
+            checkpoint = find_checkpoint(args.resume_from_checkpoint, output_dir)
+        except FileNotFoundError as error:
+            raise SystemExit(f"error: {error}") from None
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
     logger.info(f"protocol {protocol}: frames {counts}, pos_weight {pos_weight}")
 
     model = build_model(
@@ -239,6 +252,11 @@ def main(argv=None):
         f"batch {args.batch_size} x {accelerator.num_processes} processes x {args.gradient_accumulation_steps} accumulation"
     )
     direction = metric_direction(args.metric_for_best_model)
+    if args.validate_before_training and not state.history:
+        # Epoch 0: the untrained model's scores, the baseline the training has to beat.
+        predictions = predict(model, val_loader, accelerator, desc="validation 0", expected_rows=len(val_split))
+        state.history.append({"epoch": 0, "step": 0, "train_loss": None,
+                              "validation": split_metrics(val_split, predictions, strategy=args.video_strategy)})
     progress = tqdm(total=max_steps, initial=state.global_step, desc="training",
                     disable=not accelerator.is_local_main_process)
     for epoch in range(state.epoch, args.epochs):
@@ -307,6 +325,8 @@ def main(argv=None):
     best_weights = output_dir / "best" / "model.safetensors"
     if best_weights.is_file():
         accelerator.unwrap_model(model).load_state_dict(load_file(str(best_weights)))
+    elif state.best_epoch is not None:
+        logger.warning(f"{best_weights} not found (resumed into another output_dir?): testing the last weights")
     predictions = predict(model, test_loader, accelerator, desc="test", expected_rows=len(test_split))
     test = evaluation_entry(protocol, "test", test_split, predictions, strategy=args.video_strategy)
     if accelerator.is_main_process:

@@ -88,9 +88,13 @@ class TrainingConfig:
     mixed_precision: str = "no"
     """``no``, ``fp16`` or ``bf16`` (overrides ``accelerate config``)."""
     seed: int = 42
+    cpu: bool = False
+    """Train on CPU even when a GPU is available (a multi-process launch without GPUs uses CPU DDP anyway)."""
 
     # --- evaluation, checkpoints, logging -------------------------------------------------------
     metric_for_best_model: str = "frame/balanced_accuracy"
+    validate_before_training: bool = False
+    """Also score the untrained model (history entry with epoch 0): the baseline to beat."""
     video_strategy: str = "majority"
     """Frame votes -> video label: ``majority`` (paper) or ``mean``."""
     output_dir: Optional[str] = None

@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics.core import FRAME_METRICS, VIDEO_METRICS, deepfake_metrics
+from ..pipelines import fake_probabilities
 from .data import read_column
 
 __all__ = [
@@ -43,12 +44,6 @@ class Predictions:
         return int(self.index.size)
 
 
-def fake_probability(logits: torch.Tensor) -> torch.Tensor:
-    """P(fake) from the transformers model's logits ``[.., real, fake]`` (``[0, z]`` or two logits)."""
-    logits = logits.float()
-    return torch.sigmoid(logits[:, 1] - logits[:, 0])
-
-
 @torch.no_grad()
 def predict(model: Any, dataloader: Any, accelerator: Any, desc: str = "evaluating",
             expected_rows: Optional[int] = None) -> Predictions:
@@ -62,7 +57,7 @@ def predict(model: Any, dataloader: Any, accelerator: Any, desc: str = "evaluati
     chunks: Dict[str, list] = {"index": [], "labels": [], "probs": [], "loss": []}
     for batch in tqdm(dataloader, desc=desc, disable=not accelerator.is_local_main_process, leave=False):
         outputs = model(pixel_values=batch["pixel_values"], labels=batch["labels"])
-        probs = fake_probability(outputs.logits)
+        probs = fake_probabilities(outputs.logits)
         # The batch mean repeated per sample: summed over the gathered samples it is the sum of losses.
         loss = outputs.loss.detach().float().repeat(batch["labels"].shape[0])
         gathered = accelerator.gather_for_metrics((batch["index"], batch["labels"], probs, loss))

@@ -1,0 +1,192 @@
+#!/usr/bin/env python
+"""Evaluate a DLDFD model on a face-crop corpus under the paper's protocols, frame and video level.
+
+    python examples/evaluate.py --model runs/paper_c40 --data CORPUS --protocol combined --output eval.json
+    python examples/evaluate.py --model org/dldfd-model --data CORPUS --all-protocols --output table2.json
+
+``--model``: a model folder, a training run (its ``best/``), a training checkpoint
+(``OUTPUT_DIR/checkpoints/step_*``), a Hub id, or an architecture name (random weights: smoke tests).
+``--data``: a corpus folder (``dldfd build-ffpp``) or a Hub dataset id. Runs under ``accelerate launch``
+too (predictions gathered across processes).
+
+``--all-protocols`` scores the combined, four single and four cross protocols of Table 2 (those the
+corpus has the methods for) from ONE pass over the split, and prints Table 2 with the paper's
+numbers beside ours.
+
+Output JSON (``format`` "dldfd-eval/1"; ``examples/train.py`` writes one entry of ``results`` as
+``results.json["test"]``)::
+
+    {
+      "format": "dldfd-eval/1",
+      "model": str, "data": str, "split": "test" | "validation",
+      "strategy": "majority" | "mean", "threshold": float,
+      "skipped_protocols": {protocol: reason},          # --all-protocols: methods the corpus lacks
+      "results": [                                      # one entry per protocol
+        {
+          "protocol": "combined" | "single:<Method>" | "cross:<Method>",
+          "split": str,
+          "num_frames": int,
+          "class_counts": {"real": int, "fake": int},   # frames
+          "methods": [str],                             # corpus methods present ("original" = real)
+          "metrics": {
+            "frame": {"tcr", "balanced_accuracy", "auc", "ap", "eer": float | null,   # fractions
+                      "num_frames", "num_real", "num_fake": int, "threshold": float},
+            "video": {"tcr", "balanced_accuracy", "auc", "mean_prob_tcr": float | null,
+                      "num_videos", "num_real", "num_fake": int, "strategy": str, "threshold": float},
+            "per_method": {method: {"num_frames", "num_videos": int,
+                                    "frame_accuracy", "video_accuracy", "mean_fake_prob": float,
+                                    "frame_auc", "video_auc": float | null   # manipulations only, vs real
+                                    }},
+            "loss": float | null                          # mean BCE (null when scored from a shared pass)
+          },
+          "table2": {"protocol", "section" ("combined" | "single" | "cross"), "column": str,
+                     "paper_tcr": float | null,            # the paper's TCR %, null outside Table 2
+                     "frame_tcr", "video_tcr", "frame_balanced_accuracy", "video_balanced_accuracy",
+                     "frame_auc", "video_auc": float | null}   # ours, percent
+        }
+      ]
+    }
+
+Video metrics group frames by (method, video_id); TCR is accuracy at the threshold, the video label
+is the majority vote of its frames (``--strategy mean``: the mean probability).
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from dldfd_hf.data.protocols import corpus_methods, parse_protocol, protocol_view
+from dldfd_hf.loading import ModelLoadError
+from dldfd_hf.metrics.paper import TABLE2_PROTOCOLS, format_table2
+from dldfd_hf.training.data import CorpusError, FrameDataset, FrameTransform, collate_frames, load_corpus, read_column
+from dldfd_hf.training.evaluation import Predictions, evaluation_entry, predict, write_predictions
+from dldfd_hf.training.modeling import load_detector
+
+logger = logging.getLogger("evaluate")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--model", required=True, help="model folder, training run/checkpoint, Hub id or architecture")
+    parser.add_argument("--data", required=True, help="corpus folder or Hub dataset id")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--protocol", default="combined", help="combined, single:<Method> or cross:<Method>")
+    which.add_argument("--all-protocols", action="store_true", help="every Table 2 protocol the corpus supports")
+    parser.add_argument("--split", default="test", choices=("test", "validation"))
+    parser.add_argument("--output", type=Path, help="write the metrics JSON here")
+    parser.add_argument("--predictions", type=Path, help="also write per-frame predictions (CSV) of the whole split")
+    parser.add_argument("--strategy", default="majority", choices=("majority", "mean"), help="video vote")
+    parser.add_argument("--threshold", type=float, default=0.5, help="P(fake) at or above it means fake")
+    parser.add_argument("--batch_size", type=int, default=64, help="per device")
+    parser.add_argument("--num_workers", type=int, default=2)
+    parser.add_argument("--max_samples", type=int, default=None, help="score a fixed random subset of frames")
+    parser.add_argument("--mixed_precision", default="no", choices=("no", "fp16", "bf16"))
+    parser.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is available")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.threshold <= 1.0:
+        parser.error(f"--threshold must be in [0, 1], got {args.threshold}")
+    if args.max_samples is not None and args.max_samples < 1:
+        parser.error(f"--max_samples must be >= 1, got {args.max_samples}")
+    return args
+
+
+def select_protocols(args, corpus):
+    """The protocols to score and, for --all-protocols, the ones skipped with the reason."""
+    available = corpus_methods(corpus)
+    if not args.all_protocols:
+        parse_protocol(args.protocol, available)  # unknown kind or method -> ValueError naming it
+        return [args.protocol], {}
+    chosen, skipped = [], {}
+    for name in TABLE2_PROTOCOLS:
+        try:
+            parse_protocol(name, available)
+            chosen.append(name)
+        except ValueError as error:
+            skipped[name] = str(error)
+    return chosen, skipped
+
+
+def frame_keys(dataset):
+    """(method, video_id, frame_index) per row: how rows of different protocol views are matched."""
+    return list(zip(read_column(dataset, "method"), read_column(dataset, "video_id"), read_column(dataset, "frame_index")))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    launched_distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = Accelerator(cpu=args.cpu or (launched_distributed and not torch.cuda.is_available()),
+                              mixed_precision=args.mixed_precision)
+    try:
+        corpus = load_corpus(args.data)
+        protocols, skipped = select_protocols(args, corpus)
+        views = {name: protocol_view(corpus, name).splits[args.split] for name in protocols}
+        model = load_detector(args.model)
+    except (CorpusError, ModelLoadError, ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    for name, reason in skipped.items():
+        logger.warning(f"skipping {name}: {reason}")
+
+    # One pass over the union of the protocols' rows: every Table 2 protocol's rows lie in the
+    # combined view (real + every method), so score that once and look each protocol's rows up.
+    union = views[protocols[0]] if len(protocols) == 1 else protocol_view(corpus, "combined").splits[args.split]
+    if args.max_samples and args.max_samples < len(union):
+        rows = np.random.default_rng(0).choice(len(union), size=args.max_samples, replace=False)
+        union = union.select(np.sort(rows))
+    loader = DataLoader(FrameDataset(union, FrameTransform.for_config(model.config)), batch_size=args.batch_size,
+                        shuffle=False, num_workers=args.num_workers, collate_fn=collate_frames)
+    model, loader = accelerator.prepare(model, loader)
+    predictions = predict(model, loader, accelerator, desc=f"{args.split} ({len(union)} frames)",
+                          expected_rows=len(union))
+
+    union_keys = frame_keys(union)
+    position = {key: i for i, key in enumerate(union_keys)}
+    if len(position) != len(union_keys):
+        raise SystemExit("error: the corpus has several rows for one (method, video_id, frame_index)")
+    results = []
+    for name in protocols:
+        view = views[name]
+        rows = [position.get(key) for key in frame_keys(view)]
+        present = np.array([i for i, r in enumerate(rows) if r is not None], dtype=np.int64)
+        picked = np.array([r for r in rows if r is not None], dtype=np.int64)
+        subset = Predictions(index=present, labels=predictions.labels[picked],
+                             fake_probs=predictions.fake_probs[picked],
+                             loss=predictions.loss if view is union else None)
+        results.append(evaluation_entry(name, args.split, view, subset, strategy=args.strategy,
+                                        threshold=args.threshold))
+
+    if accelerator.is_main_process:
+        report = {
+            "format": "dldfd-eval/1",
+            "model": str(args.model),
+            "data": str(args.data),
+            "split": args.split,
+            "strategy": args.strategy,
+            "threshold": args.threshold,
+            "skipped_protocols": skipped,
+            "results": results,
+        }
+        if args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            tmp = args.output.with_name(args.output.name + ".tmp")
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+            tmp.replace(args.output)
+        if args.predictions:
+            write_predictions(args.predictions, union, predictions)
+        print(format_table2(entry["table2"] for entry in results), end="")
+        if args.output:
+            print(f"metrics written to {args.output}", file=sys.stderr)
+    accelerator.end_training()
+
+
+if __name__ == "__main__":
+    main()

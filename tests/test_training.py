@@ -1,0 +1,286 @@
+"""examples/train.py on a synth-ffpp corpus: it learns, resumes exactly, runs as 2-process DDP, and
+rejects bad input before training; plus the reusable pieces in dldfd_hf.training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForImageClassification
+
+import dldfd_hf  # noqa: F401  (registers dldfd_tiny and the Auto classes)
+from dldfd_hf.training.config import ConfigError, TrainingConfig, load_config
+from dldfd_hf.training.data import EpochSampler, FrameDataset, FrameTransform
+
+from tests.conftest import REPO_ROOT
+from tests.example_scripts import load_example, run_example
+
+QUICKSTART = REPO_ROOT / "examples" / "configs" / "quickstart.yaml"
+# The learning corpus: 11 GRID speakers x 6 segments -> 66 originals, 33 pairs (23 / 5 / 5 per split),
+# FaceSwap fakes, 2 crops per video: 184 / 40 / 40 frames, half real. Quickstart trains with batch 16
+# -> 12 optimizer steps per epoch, 20 epochs.
+STEPS_PER_EPOCH = 12
+RESUME_STEP = 220  # 4 batches into epoch 19: resuming skips batches, then crosses an epoch boundary
+
+
+def quickstart_args(corpus: Path, output_dir: Path, *extra: str) -> list[str]:
+    return ["--config", str(QUICKSTART), "--data", str(corpus), "--output_dir", str(output_dir),
+            "--num_workers", "0", *extra]
+
+
+@pytest.fixture(scope="module")
+def learning_corpus(shared_data, tmp_path_factory) -> Path:
+    """A synth-ffpp corpus with enough different real videos to learn from (the session's
+    ``synth_ffpp_corpus`` has two real videos per split: enough to check plumbing, too few to
+    generalise from). Built with the same commands a user runs."""
+    from dldfd_hf.cli import main as dldfd
+
+    clips = tmp_path_factory.mktemp("learning-clips")
+    for clip in sorted((shared_data / "videos" / "LipNet_GRID").glob("*.mpg")):
+        (clips / clip.name).symlink_to(clip)
+    root = tmp_path_factory.mktemp("learning")
+    assert dldfd(["synth-ffpp", str(clips), str(root / "tree"), "--segments", "6", "--max-frames", "3",
+                  "--methods", "FaceSwap", "--quiet"]) == 0
+    assert dldfd(["build-ffpp", str(root / "tree"), str(root / "corpus"), "--compression", "c23",
+                  "--methods", "FaceSwap", "--splits-dir", str(root / "tree" / "splits"),
+                  "--frames-per-video", "2", "--quiet"]) == 0
+    return root / "corpus"
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(learning_corpus, tmp_path_factory) -> Path:
+    """The quickstart recipe trained once, with a checkpoint at RESUME_STEP."""
+    output_dir = tmp_path_factory.mktemp("quickstart") / "run"
+    run_example("train", quickstart_args(learning_corpus, output_dir, "--checkpointing_steps", str(RESUME_STEP),
+                                         "--checkpoints_total_limit", "none"))
+    return output_dir
+
+
+# --- the training run -------------------------------------------------------------------------------
+
+def test_quickstart_learns(quickstart_run):
+    results = json.loads((quickstart_run / "results.json").read_text())
+    history = results["validation_history"]
+    assert [entry["epoch"] for entry in history] == list(range(21))  # epoch 0 = untrained model
+    assert history[-1]["step"] == 20 * STEPS_PER_EPOCH
+    untrained = history[0]["validation"]["frame"]["balanced_accuracy"]
+    final = history[-1]["validation"]["frame"]["balanced_accuracy"]
+    best = results["best"]["value"]
+    assert final >= untrained + 0.25, f"validation balanced accuracy {untrained:.3f} -> {final:.3f}"
+    assert final >= 0.8
+    video = [entry["validation"]["video"]["balanced_accuracy"] for entry in (history[0], history[-1])]
+    assert video[1] >= video[0] + 0.25
+    assert best >= final and results["best"]["metric"] == "frame/balanced_accuracy"
+    assert best == history[results["best"]["epoch"]]["validation"]["frame"]["balanced_accuracy"]
+    assert history[-1]["train_loss"] < history[1]["train_loss"]
+    assert results["pos_weight"] is None  # balanced sampling: no loss weight
+    assert results["class_counts"] == {split: {"real": n // 2, "fake": n // 2}
+                                       for split, n in (("train", 184), ("validation", 40), ("test", 40))}
+
+
+def test_results_json_holds_the_test_metrics(quickstart_run):
+    results = json.loads((quickstart_run / "results.json").read_text())
+    assert results["format"] == "dldfd-train-results/1" and results["protocol"] == "combined"
+    test = results["test"]
+    assert test["protocol"] == "combined" and test["split"] == "test" and test["num_frames"] == 40
+    assert test["class_counts"] == {"real": 20, "fake": 20}
+    assert test["methods"] == ["FaceSwap", "original"]
+    frame, video = test["metrics"]["frame"], test["metrics"]["video"]
+    assert frame["num_frames"] == 40 and video["num_videos"] == 20  # 5 pairs: 10 real + 10 fake videos
+    assert frame["balanced_accuracy"] > 0.7  # the learned detector carries over to unseen videos
+    assert test["table2"]["paper_tcr"] == 96.07
+    assert test["table2"]["frame_tcr"] == pytest.approx(100 * frame["tcr"], abs=0.01)
+    # The per-frame predictions file agrees with the reported frame TCR.
+    with (quickstart_run / "predictions_test.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(int(r["row"]) for r in rows) == list(range(40))
+    correct = [(float(r["fake_prob"]) >= 0.5) == (r["label"] == "1") for r in rows]
+    assert np.mean(correct) == pytest.approx(frame["tcr"])
+
+
+def test_best_model_loads_in_transformers_and_timm(quickstart_run):
+    best = quickstart_run / "best"
+    hf_model = AutoModelForImageClassification.from_pretrained(best).eval()
+    timm_model = timm.create_model("dldfd_tiny", pretrained=True,
+                                   pretrained_cfg_overlay=dict(file=str(best / "model.safetensors"))).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits = hf_model(pixel_values=x).logits
+        z = timm_model(x)
+    torch.testing.assert_close(logits[:, 1] - logits[:, 0], z[:, 0])
+    # The best weights are the ones the final test used, and differ from the last epoch's.
+    assert hf_model.config.image_size == 64
+    assert (quickstart_run / "last" / "model.safetensors").is_file()
+
+
+def test_resume_from_checkpoint_ends_with_the_same_weights(quickstart_run, learning_corpus, tmp_path):
+    checkpoint = quickstart_run / "checkpoints" / f"step_{RESUME_STEP:08d}"
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert (state["epoch"], state["batches_in_epoch"], state["global_step"]) == (18, 4, RESUME_STEP)
+    resumed = tmp_path / "resumed"
+    run_example("train", quickstart_args(learning_corpus, resumed, "--checkpointing_steps", "none",
+                                         "--resume_from_checkpoint", str(checkpoint)))
+    final, reference = load_file(resumed / "last" / "model.safetensors"), load_file(quickstart_run / "last" / "model.safetensors")
+    assert final.keys() == reference.keys()
+    for key in reference:
+        assert torch.equal(final[key], reference[key]), key
+    ours = json.loads((resumed / "results.json").read_text())
+    theirs = json.loads((quickstart_run / "results.json").read_text())
+    assert ours["validation_history"] == theirs["validation_history"]
+    assert ours["best"]["epoch"] == theirs["best"]["epoch"]
+
+
+def test_two_process_ddp_evaluates_every_sample_once(learning_corpus, tmp_path):
+    output_dir = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(REPO_ROOT / "examples" / "train.py"),
+        *quickstart_args(learning_corpus, output_dir, "--epochs", "1", "--eval_batch_size", "7",
+                         "--validate_before_training", "false", "--checkpointing_steps", "none"),
+    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((output_dir / "results.json").read_text())
+    assert results["num_processes"] == 2
+    # 40 frames in 7-frame batches over 2 processes: the sampler pads; gather_for_metrics drops the padding.
+    assert results["validation_history"][0]["validation"]["frame"]["num_frames"] == 40
+    assert results["test"]["num_frames"] == 40
+    with (output_dir / "predictions_test.csv").open() as handle:
+        assert sorted(int(r["row"]) for r in csv.DictReader(handle)) == list(range(40))
+
+
+# --- bad input: clear errors before any training ---------------------------------------------------
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--protocol", "triple"], "unknown protocol 'triple'"),
+        (["--protocol", "single:Deepfakes"], "has no method 'Deepfakes'"),
+        (["--resume_from_checkpoint", "nowhere"], "not a training checkpoint"),
+    ],
+)
+def test_bad_protocol_or_checkpoint_fails_before_training(learning_corpus, tmp_path, extra, message):
+    output_dir = tmp_path / "run"
+    with pytest.raises(SystemExit, match=message):
+        run_example("train", quickstart_args(learning_corpus, output_dir, *extra))
+    assert not output_dir.exists()
+
+
+def test_missing_corpus_fails_before_training(tmp_path):
+    output_dir = tmp_path / "run"
+    with pytest.raises(SystemExit, match="corpus not found: .*no-such-corpus"):
+        run_example("train", quickstart_args(tmp_path / "no-such-corpus", output_dir))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="not a saved corpus"):
+        run_example("train", quickstart_args(tmp_path / "empty", output_dir))
+    assert not output_dir.exists()
+
+
+def test_config_typos_fail_with_a_suggestion(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        load_example("train").parse_args(quickstart_args(tmp_path, tmp_path / "run", "--learning_rat", "0.1"))
+    assert exit_info.value.code == 2
+    assert "unknown config key 'learning_rat'" in capsys.readouterr().err
+    config = tmp_path / "typo.yaml"
+    config.write_text("model: dldfd_tiny\nepocs: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'epocs' in .*typo.yaml: did you mean 'epochs'"):
+        load_config(["--config", str(config)])
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+def test_config_layers_defaults_yaml_and_overrides(tmp_path):
+    config = load_config(["--config", str(QUICKSTART), "--epochs", "3", "--betas", "[0.5, 0.9]",
+                          "--pos_weight", "0.25", "--checkpointing_steps", "100", "--max_grad_norm", "none",
+                          "--balanced_sampling", "false", "--model_kwargs", "{drop_rate: 0.2}", "--data", "x"])
+    assert config.model == "dldfd_tiny" and config.image_size == 64         # from the YAML
+    assert config.epochs == 3 and config.betas == [0.5, 0.9]                 # overrides, typed
+    assert config.pos_weight == 0.25 and config.checkpointing_steps == 100
+    assert config.max_grad_norm is None and config.balanced_sampling is False
+    assert config.model_kwargs == {"drop_rate": 0.2} and config.data == "x"
+    assert config.learning_rate == pytest.approx(3e-3) and config.weight_decay == 0.0  # YAML and default
+    paper = load_config(["--config", str(REPO_ROOT / "examples" / "configs" / "paper_c40.yaml")])
+    assert (paper.model, paper.epochs, paper.learning_rate, paper.betas) == ("dldfd_resnet50", 25, 1e-3, [0.9, 0.999])
+    assert paper.pos_weight == "auto" and paper.pretrained_backbone and paper.image_size == 224
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (["--epochs", "many"], "'epochs': expected int"),
+        (["--mixed_precision", "fp8"], "'mixed_precision': 'fp8' is not one of"),
+        (["--metric_for_best_model", "frame/acc"], "'metric_for_best_model'"),
+        (["--hflip", "1.5"], "'hflip': is a probability"),
+        (["--pos_weight", "-1"], "'pos_weight': must be positive"),
+        (["--lr_scheduler", "cosin"], "did you mean 'cosine'"),
+    ],
+)
+def test_config_bad_values(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(["--config", str(QUICKSTART), *override])
+
+
+def test_config_requires_data_and_output_dir():
+    with pytest.raises(ConfigError, match="missing required setting.*data, output_dir"):
+        TrainingConfig().require_run_settings()
+
+
+# --- data pipeline ----------------------------------------------------------------------------------
+
+def test_epoch_sampler_is_a_function_of_seed_and_epoch():
+    labels = [0] * 10 + [1] * 40
+    sampler = EpochSampler(labels, seed=3)
+    sampler.set_epoch(2)
+    first = list(sampler)
+    sampler.set_epoch(0)
+    assert list(sampler) != first
+    sampler.set_epoch(2)
+    assert list(sampler) == first and sorted(r for r, _ in first) == list(range(50))
+    balanced = EpochSampler(labels, seed=3, balanced=True)
+    drawn = np.array([labels[r] for epoch in range(20) for r, _ in (balanced.set_epoch(epoch) or balanced)])
+    assert abs(drawn.mean() - 0.5) < 0.05  # 80 % fake in the data, ~50 % in the draws
+    with pytest.raises(ValueError, match="both classes"):
+        EpochSampler([1, 1, 1], seed=0, balanced=True)
+
+
+def test_frame_dataset_decodes_resizes_flips_and_normalises(learning_corpus):
+    import datasets
+
+    split = datasets.load_from_disk(str(learning_corpus))["train"]
+    transform = FrameTransform(64, mean=[0.5] * 3, std=[0.25] * 3, hflip=1.0)
+    dataset = FrameDataset(split, transform)
+    plain = dataset[5]
+    flipped = dataset[(5, 123)]
+    assert plain["pixel_values"].shape == (3, 64, 64) and plain["pixel_values"].dtype == torch.float32
+    assert plain["labels"] == split[5]["label"] and plain["index"] == 5
+    torch.testing.assert_close(flipped["pixel_values"], plain["pixel_values"].flip(-1))
+    image = split[5]["image"].convert("RGB").resize((64, 64), resample=2)  # PIL bilinear
+    expected = (torch.from_numpy(np.array(image)).permute(2, 0, 1) / 255.0 - 0.5) / 0.25
+    torch.testing.assert_close(plain["pixel_values"], expected.float(), atol=1e-5, rtol=0)
+
+
+def test_evaluate_script_reads_the_run_and_its_checkpoints(quickstart_run, learning_corpus, tmp_path):
+    results = json.loads((quickstart_run / "results.json").read_text())
+    # The run folder means its best model: evaluate.py reproduces train.py's final test exactly.
+    run_example("evaluate", ["--model", str(quickstart_run), "--data", str(learning_corpus),
+                             "--output", str(tmp_path / "run.json"), "--num_workers", "0"])
+    (entry,) = json.loads((tmp_path / "run.json").read_text())["results"]
+    assert entry["metrics"]["frame"] == pytest.approx(results["test"]["metrics"]["frame"])
+    assert entry["metrics"]["video"] == pytest.approx(results["test"]["metrics"]["video"])
+    # A training checkpoint is a model folder too.
+    checkpoint = quickstart_run / "checkpoints" / f"step_{RESUME_STEP:08d}"
+    run_example("evaluate", ["--model", str(checkpoint), "--data", str(learning_corpus), "--split", "validation",
+                             "--output", str(tmp_path / "ckpt.json"), "--num_workers", "0"])
+    (entry,) = json.loads((tmp_path / "ckpt.json").read_text())["results"]
+    assert entry["split"] == "validation" and entry["num_frames"] == 40
