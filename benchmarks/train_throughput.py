@@ -41,7 +41,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--models", nargs="+", default=["dldfd_resnet50", "resnet50"])
+    parser.add_argument("--models", nargs="*", default=["dldfd_resnet50", "resnet50"], help="none: loading only")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps per model")

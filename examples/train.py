@@ -24,10 +24,12 @@ import os
 import shutil
 from pathlib import Path
 
+import accelerate.utils
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
+from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
@@ -35,6 +37,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from dldfd_hf.data.protocols import protocol_view
+from dldfd_hf.loading import ModelLoadError
 from dldfd_hf.training.checkpoint import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
 from dldfd_hf.training.config import ConfigError, build_arg_parser, load_config, metric_direction
 from dldfd_hf.training.data import CorpusError, EpochSampler, FrameDataset, FrameTransform, collate_frames, load_corpus
@@ -151,6 +154,23 @@ def write_results(path, args, protocol, counts, pos_weight, state, num_processes
     tmp.replace(path)
 
 
+def requested_trackers(args):
+    """``--report_to`` as Accelerate's ``log_with``; an unknown or uninstalled tracker is an error
+    (Accelerate would skip it silently)."""
+    if args.report_to == "none":
+        return None
+    names = [name.strip() for name in args.report_to.split(",") if name.strip()]
+    if names == ["all"]:
+        return "all"
+    for name in names:
+        if name not in LOGGER_TYPE_TO_CLASS:  # built-in and registered trackers
+            raise SystemExit(f"error: --report_to: unknown tracker {name!r} (one of {', '.join(LOGGER_TYPE_TO_CLASS)})")
+        available = getattr(accelerate.utils, f"is_{name}_available", None)
+        if available is not None and not available():
+            raise SystemExit(f"error: --report_to {name}: the {name} package is not installed")
+    return names
+
+
 def use_cpu(args):
     """CPU when asked, and for a multi-process launch on a machine without GPUs: Accelerate only
     starts gloo DDP on CPUs when told to use the CPU, and would otherwise run N unrelated copies."""
@@ -164,7 +184,7 @@ def main(argv=None):
         cpu=use_cpu(args),
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        log_with=None if args.report_to == "none" else args.report_to.split(","),
+        log_with=requested_trackers(args),
         project_dir=args.output_dir,
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -184,14 +204,19 @@ def main(argv=None):
         output_dir.mkdir(parents=True, exist_ok=True)
     logger.info(f"protocol {protocol}: frames {counts}, pos_weight {pos_weight}")
 
-    model = build_model(
-        args.model,
-        model_kwargs=args.model_kwargs,
-        pretrained_backbone=args.pretrained_backbone,
-        init_from=args.init_from,
-        image_size=args.image_size,
-        pos_weight=pos_weight,
-    )
+    try:
+        model = build_model(
+            args.model,
+            model_kwargs=args.model_kwargs,
+            pretrained_backbone=args.pretrained_backbone,
+            init_from=args.init_from,
+            image_size=args.image_size,
+            pos_weight=pos_weight,
+        )
+    except (OSError, ValueError, ModelLoadError) as error:
+        hint = (" (the ImageNet backbone weights could not be loaded: connect to the Hub once, or set "
+                "pretrained_backbone: false)" if args.pretrained_backbone and not args.init_from else "")
+        raise SystemExit(f"error: cannot build model {args.init_from or args.model!r}: {error}{hint}") from None
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
 

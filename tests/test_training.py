@@ -284,3 +284,40 @@ def test_evaluate_script_reads_the_run_and_its_checkpoints(quickstart_run, learn
                              "--output", str(tmp_path / "ckpt.json"), "--num_workers", "0"])
     (entry,) = json.loads((tmp_path / "ckpt.json").read_text())["results"]
     assert entry["split"] == "validation" and entry["num_frames"] == 40
+
+
+def test_report_to_sends_metrics_to_trackers(learning_corpus, tmp_path):
+    from accelerate.tracking import GeneralTracker, register_tracker_class
+
+    logged = []
+
+    class ListTracker(GeneralTracker):
+        name = "dldfd_test_list"
+        requires_logging_directory = False
+
+        def __init__(self, run_name: str, **kwargs):
+            super().__init__()
+            self.run_name = run_name
+
+        @property
+        def tracker(self):
+            return logged
+
+        def store_init_configuration(self, values):
+            logged.append(("config", values))
+
+        def log(self, values, step=None, **kwargs):
+            logged.append((step, values))
+
+    register_tracker_class(ListTracker)
+    run_example("train", quickstart_args(learning_corpus, tmp_path / "run", "--epochs", "1", "--max_train_samples", "32",
+                                         "--report_to", "dldfd_test_list", "--logging_steps", "1",
+                                         "--checkpointing_steps", "none", "--validate_before_training", "false"))
+    config = dict(logged[0][1])
+    assert logged[0][0] == "config" and config["model"] == "dldfd_tiny" and config["epochs"] == 1
+    steps = [step for step, values in logged[1:] if "train/loss" in values]
+    assert steps == [1, 2]  # 32 frames / batch 16
+    (validation,) = [values for _, values in logged if isinstance(values, dict) and "validation/frame/auc" in values]
+    assert 0.0 <= validation["validation/frame/balanced_accuracy"] <= 1.0 and "validation/loss" in validation
+    with pytest.raises(SystemExit, match="unknown tracker 'tensorbord'"):
+        run_example("train", quickstart_args(learning_corpus, tmp_path / "bad", "--report_to", "tensorbord"))
