@@ -321,3 +321,21 @@ def test_report_to_sends_metrics_to_trackers(learning_corpus, tmp_path):
     assert 0.0 <= validation["validation/frame/balanced_accuracy"] <= 1.0 and "validation/loss" in validation
     with pytest.raises(SystemExit, match="unknown tracker 'tensorbord'"):
         run_example("train", quickstart_args(learning_corpus, tmp_path / "bad", "--report_to", "tensorbord"))
+
+
+def test_corpus_from_a_hub_layout_parquet_folder(learning_corpus, tmp_path):
+    """What a Hub dataset repo holds (Parquet shards per split) loads like the saved corpus."""
+    import datasets
+
+    from dldfd_hf.data.protocols import protocol_view
+    from dldfd_hf.training.data import load_corpus
+
+    saved = datasets.load_from_disk(str(learning_corpus))
+    for split, dataset in saved.items():
+        dataset.to_parquet(str(tmp_path / "hub" / "data" / f"{split}-00000-of-00001.parquet"))
+    corpus = load_corpus(tmp_path / "hub")
+    assert {split: len(ds) for split, ds in corpus.items()} == {"train": 184, "validation": 40, "test": 40}
+    assert corpus["train"].features["method"].names == saved["train"].features["method"].names
+    view = protocol_view(corpus, "single:FaceSwap")
+    assert view.class_counts["validation"] == {"real": 20, "fake": 20}
+    assert corpus["test"][3]["video_id"] == saved["test"][3]["video_id"]

@@ -46,8 +46,10 @@ class CorpusError(ValueError):
 
 
 def load_corpus(path_or_id: Union[str, Path]):
-    """A corpus :class:`datasets.DatasetDict` from a folder (``load_from_disk``) or a Hub dataset id.
+    """A corpus :class:`datasets.DatasetDict` from a folder or a Hub dataset id.
 
+    A folder is either what ``dldfd build-ffpp`` writes (``load_from_disk``) or a Parquet export in
+    the Hub layout (``--parquet DIR``; read by ``load_dataset`` exactly as the Hub repo would be).
     Raises :class:`CorpusError` with what was expected when the path does not hold a corpus.
     """
     import datasets
@@ -57,13 +59,16 @@ def load_corpus(path_or_id: Union[str, Path]):
     if path.exists():
         if not path.is_dir():
             raise CorpusError(f"corpus {text!r} is a file; expected a folder written by `dldfd build-ffpp`")
-        try:
-            corpus = datasets.load_from_disk(str(path))
-        except FileNotFoundError as error:
-            raise CorpusError(
-                f"{text!r} is not a saved corpus (no dataset_dict.json / dataset_info.json): "
-                f"build one with `dldfd build-ffpp ROOT {text}` ({error})"
-            ) from None
+        if not (path / "dataset_dict.json").is_file() and next(path.rglob("*.parquet"), None) is not None:
+            corpus = datasets.load_dataset(str(path))
+        else:
+            try:
+                corpus = datasets.load_from_disk(str(path))
+            except FileNotFoundError as error:
+                raise CorpusError(
+                    f"{text!r} is not a saved corpus (no dataset_dict.json / dataset_info.json, no Parquet "
+                    f"files): build one with `dldfd build-ffpp ROOT {text}` ({error})"
+                ) from None
     elif _looks_like_hub_id(text):
         try:
             corpus = datasets.load_dataset(text)
