@@ -38,7 +38,15 @@ from transformers import get_scheduler
 
 from dldfd_hf.data.protocols import protocol_view
 from dldfd_hf.loading import ModelLoadError
-from dldfd_hf.training.checkpoint import TrainState, find_checkpoint, load_checkpoint, save_checkpoint
+from dldfd_hf.training.checkpoint import (
+    TrainState,
+    check_resumable,
+    find_checkpoint,
+    load_checkpoint,
+    read_state,
+    resume_signature,
+    save_checkpoint,
+)
 from dldfd_hf.training.config import ConfigError, build_arg_parser, load_config, metric_direction
 from dldfd_hf.training.data import CorpusError, EpochSampler, FrameDataset, FrameTransform, collate_frames, load_corpus
 from dldfd_hf.training.evaluation import (
@@ -195,10 +203,12 @@ def main(argv=None):
     # Everything that can be wrong with the corpus, the protocol or the checkpoint fails here,
     # before any training and before anything is written.
     protocol, (train_split, val_split, test_split), counts, pos_weight = load_data(args)
+    signature = resume_signature(args, accelerator.num_processes)
     if args.resume_from_checkpoint:
         try:
             checkpoint = find_checkpoint(args.resume_from_checkpoint, output_dir)
-        except FileNotFoundError as error:
+            check_resumable(read_state(checkpoint), signature, checkpoint)
+        except (FileNotFoundError, ValueError) as error:
             raise SystemExit(f"error: {error}") from None
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -266,7 +276,7 @@ def main(argv=None):
                              for k, v in args.to_dict().items()}
         )
 
-    state = TrainState()
+    state = TrainState(signature=signature)
     if args.resume_from_checkpoint:
         state = load_checkpoint(accelerator, checkpoint)
         logger.info(f"resumed from {checkpoint}: epoch {state.epoch + 1}, {state.batches_in_epoch} batches "

@@ -137,6 +137,10 @@ def test_resume_from_checkpoint_ends_with_the_same_weights(quickstart_run, learn
     theirs = json.loads((quickstart_run / "results.json").read_text())
     assert ours["validation_history"] == theirs["validation_history"]
     assert ours["best"]["epoch"] == theirs["best"]["epoch"]
+    # Settings that change which batches an epoch holds cannot change on resume.
+    with pytest.raises(SystemExit, match="batch_size: checkpoint 16, now 8"):
+        run_example("train", quickstart_args(learning_corpus, tmp_path / "other", "--batch_size", "8",
+                                             "--resume_from_checkpoint", str(checkpoint)))
 
 
 def test_two_process_ddp_evaluates_every_sample_once(learning_corpus, tmp_path):

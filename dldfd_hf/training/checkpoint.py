@@ -22,10 +22,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-__all__ = ["TrainState", "find_checkpoint", "list_checkpoints", "save_checkpoint", "load_checkpoint"]
+__all__ = [
+    "TrainState",
+    "check_resumable",
+    "find_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "read_state",
+    "resume_signature",
+    "save_checkpoint",
+]
 
 STATE_NAME = "trainer_state.json"
 _CHECKPOINT = re.compile(r"^step_(\d+)$")
+# Settings that fix which batches an epoch is made of: resuming with other values would skip or
+# repeat samples, so a checkpoint records them and a resume must match.
+RESUME_KEYS = ("data", "protocol", "max_train_samples", "batch_size", "gradient_accumulation_steps",
+               "balanced_sampling", "seed")
 
 
 @dataclass
@@ -44,6 +57,8 @@ class TrainState:
     best_epoch: Optional[int] = None
     history: List[Dict[str, Any]] = field(default_factory=list)
     """One entry per finished epoch: training loss and validation metrics."""
+    signature: Dict[str, Any] = field(default_factory=dict)
+    """The :func:`resume_signature` of the run."""
 
     def validated(self, epoch: int) -> bool:
         return any(entry["epoch"] == epoch + 1 for entry in self.history)
@@ -82,6 +97,31 @@ def find_checkpoint(spec: str, output_dir: Union[str, Path]) -> Path:
     return path
 
 
+def resume_signature(config: Any, num_processes: int) -> Dict[str, Any]:
+    """The settings a resumed run must share with the checkpoint (see ``RESUME_KEYS``)."""
+    signature = {key: getattr(config, key) for key in RESUME_KEYS}
+    if Path(str(config.data)).exists():  # the same folder, however it is spelled
+        signature["data"] = str(Path(str(config.data)).resolve())
+    signature["num_processes"] = num_processes
+    return signature
+
+
+def check_resumable(state: TrainState, signature: Dict[str, Any], checkpoint: Union[str, Path]) -> None:
+    """Raise ``ValueError`` naming every setting that differs from the checkpoint's run."""
+    differ = [f"{key}: checkpoint {state.signature[key]!r}, now {value!r}"
+              for key, value in signature.items() if key in state.signature and state.signature[key] != value]
+    if differ:
+        raise ValueError(
+            f"cannot resume from {checkpoint} exactly; these settings changed since it was saved: "
+            + "; ".join(differ)
+        )
+
+
+def read_state(checkpoint: Union[str, Path]) -> TrainState:
+    """The :class:`TrainState` of a checkpoint, without loading anything else."""
+    return TrainState.from_dict(json.loads((Path(checkpoint) / STATE_NAME).read_text()))
+
+
 def save_checkpoint(accelerator: Any, model: Any, state: TrainState, output_dir: Union[str, Path],
                     total_limit: Optional[int] = None) -> Path:
     """Save the full training state (every process must call this). Returns the checkpoint folder."""
@@ -108,6 +148,5 @@ def save_checkpoint(accelerator: Any, model: Any, state: TrainState, output_dir:
 
 def load_checkpoint(accelerator: Any, checkpoint: Union[str, Path]) -> TrainState:
     """Restore model/optimizer/scheduler/RNG states into the prepared objects; return the TrainState."""
-    checkpoint = Path(checkpoint)
     accelerator.load_state(str(checkpoint))
-    return TrainState.from_dict(json.loads((checkpoint / STATE_NAME).read_text()))
+    return read_state(checkpoint)
