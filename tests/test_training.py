@@ -150,6 +150,7 @@ def test_two_process_ddp_evaluates_every_sample_once(learning_corpus, tmp_path):
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
         str(REPO_ROOT / "examples" / "train.py"),
         *quickstart_args(learning_corpus, output_dir, "--epochs", "1", "--eval_batch_size", "7",
+                         "--gradient_accumulation_steps", "2",
                          "--validate_before_training", "false", "--checkpointing_steps", "none"),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -157,6 +158,8 @@ def test_two_process_ddp_evaluates_every_sample_once(learning_corpus, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((output_dir / "results.json").read_text())
     assert results["num_processes"] == 2
+    # 184 frames in batches of 16 = 12 batches, 6 per process, 2 per optimizer step.
+    assert results["validation_history"][0]["step"] == 3
     # 40 frames in 7-frame batches over 2 processes: the sampler pads; gather_for_metrics drops the padding.
     assert results["validation_history"][0]["validation"]["frame"]["num_frames"] == 40
     assert results["test"]["num_frames"] == 40
