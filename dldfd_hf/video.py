@@ -104,11 +104,6 @@ class _FrameIndex:
     def keyframe_at_or_before(self, index: int) -> int:
         return self.keyframes[bisect.bisect_right(self.keyframes, index) - 1]
 
-    def keyframe_before(self, keyframe: int) -> int:
-        """The keyframe preceding ``keyframe`` (0 stays 0)."""
-        position = bisect.bisect_left(self.keyframes, keyframe)
-        return self.keyframes[max(0, position - 1)]
-
     def position(self, pts: Optional[int]) -> Optional[int]:
         """Index of the frame with timestamp ``pts`` (None when unknown)."""
         if pts is None or self.pts is None:
@@ -315,12 +310,16 @@ def iter_frames(path: PathLike, step: int = 1) -> Iterator[Frame]:
     Raises :class:`VideoReadError` (possibly after yielding frames) when the file is unreadable,
     has no frames, or ends before the frame count its header promises.
     """
-    import av
-
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step!r}")
     path = str(path)
-    _check_file(path)
+    _check_file(path)  # now, not at the first next()
+    return _iter_frames(path, step)
+
+
+def _iter_frames(path: str, step: int) -> Iterator[Frame]:
+    import av
+
     count = 0
     with _open(path) as container:
         stream = _video_stream(container, path)
