@@ -63,9 +63,9 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     """Face crops from sampled frames -> per-face P(fake) -> a voted verdict.
 
     Call parameters: ``num_frames`` (32), ``strategy`` (``"majority"`` | ``"mean"``), ``threshold``
-    (0.5), ``batch_size`` (crops per forward pass; 8 on CPU, 64 on GPU), ``select`` (faces per frame: ``"largest"``
-    for videos, ``"all"`` for photos by default; or ``"confident"``), ``min_face_score`` (0.9),
-    ``detect_max_size``, ``return_crops`` (False). ``device`` is given when the pipeline is created.
+    (0.5), ``batch_size`` (crops per forward pass; 8 on CPU, 64 on GPU), ``select`` (faces per
+    frame: ``"largest"`` for videos, ``"all"`` for photos by default; or ``"confident"``),
+    ``min_face_score`` (0.9), ``detect_max_size``, ``return_crops`` (False). ``device`` is given when the pipeline is created.
 
     Output: ``label`` (``"real"``/``"fake"``, None when no face was found), ``score`` (fake-vote
     ratio for majority, mean P(fake) for mean), ``votes`` ``{"fake", "real"}``, ``mean_prob``,
