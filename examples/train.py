@@ -10,8 +10,9 @@ Any config key can be overridden on the command line (``--protocol cross:FaceSwa
 Writes into OUTPUT_DIR:
     results.json            validation history, the best epoch and the final test metrics
                             (schema: the docstring of ``write_results`` below)
-    best/                   the best model by ``metric_for_best_model``: ``save_pretrained`` folder
-                            that transformers and timm load
+    best/                   the best model by ``metric_for_best_model``: a model folder
+                            (``dldfd_hf.hub.save_model_folder``) that timm, transformers and the
+                            pipelines load
     last/                   the weights after the last epoch
     checkpoints/step_*/     full training state, for ``--resume_from_checkpoint PATH|latest``
     predictions_test.csv    per-frame test predictions (``save_predictions``)
@@ -21,7 +22,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from pathlib import Path
 
 import accelerate.utils
@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from dldfd_hf.data.protocols import protocol_view
+from dldfd_hf.hub import save_model_folder, write_folder
 from dldfd_hf.loading import ModelLoadError
 from dldfd_hf.training.checkpoint import (
     TrainState,
@@ -113,14 +114,10 @@ def load_data(args):
 
 
 def save_model(accelerator, model, folder):
-    """``save_pretrained`` into ``folder``, atomically (main process only)."""
+    """Write a complete model folder (every door loads it: timm, transformers, pipelines), atomically."""
     if accelerator.is_main_process:
-        folder = Path(folder)
-        staging = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(staging)
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        write_folder(folder, lambda staging: save_model_folder(accelerator.unwrap_model(model), staging),
+                     overwrite=True)
     accelerator.wait_for_everyone()
 
 
@@ -359,7 +356,8 @@ def main(argv=None):
     # Final test with the best model (the last one when no epoch produced the metric).
     best_weights = output_dir / "best" / "model.safetensors"
     if best_weights.is_file():
-        accelerator.unwrap_model(model).load_state_dict(load_file(str(best_weights)))
+        # Model folders hold the timm layout: load into the wrapped timm module.
+        accelerator.unwrap_model(model).dldfd.load_state_dict(load_file(str(best_weights)))
     elif state.best_epoch is not None:
         logger.warning(f"{best_weights} not found (resumed into another output_dir?): testing the last weights")
     predictions = predict(model, test_loader, accelerator, desc="test", expected_rows=len(test_split))

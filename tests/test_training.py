@@ -110,8 +110,7 @@ def test_results_json_holds_the_test_metrics(quickstart_run):
 def test_best_model_loads_in_transformers_and_timm(quickstart_run):
     best = quickstart_run / "best"
     hf_model = AutoModelForImageClassification.from_pretrained(best).eval()
-    timm_model = timm.create_model("dldfd_tiny", pretrained=True,
-                                   pretrained_cfg_overlay=dict(file=str(best / "model.safetensors"))).eval()
+    timm_model = timm.create_model(f"local-dir:{best}", pretrained=True).eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         logits = hf_model(pixel_values=x).logits
