@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "dldfd_hf.commands.index_ffpp",
     "dldfd_hf.commands.build_ffpp",
     "dldfd_hf.commands.synth_ffpp",
+    "dldfd_hf.commands.build_faces",
 )
 
 

@@ -12,6 +12,10 @@ each machine builds the videos whose key hashes to its shard, then :func:`merge_
 shard folders). Finalising reads the units in a fixed order (split, method, video id, frame index),
 so the corpus does not depend on the order the videos were processed in, and writes the
 ``DatasetDict`` with ``dataset_dict.json`` last: its presence marks a complete corpus.
+
+:func:`build_units` is that machinery for any list of source files (videos or photos) whose split,
+method and id are already decided: :func:`build_corpus` feeds it an FF++ tree's index,
+:mod:`dldfd_hf.data.faces_corpus` (``dldfd build-faces``) a folder of a user's own real footage.
 """
 
 from __future__ import annotations
@@ -271,13 +275,13 @@ class VideoProcessor:
         self.schema = self.features.arrow_schema
 
     def __call__(self, video: FFPPVideo, work: WorkDir) -> VideoResult:
-        from ..video import VideoReadError
+        from ..media import MediaError
 
         unit = work.unit_path(video.split, video.method, video.video_id)
         failure = work.failure_path(video.split, video.method, video.video_id)
         try:
             frames, faces = self._write_unit(video, unit)
-        except VideoReadError as error:
+        except MediaError as error:  # an unreadable video or photo
             write_json_atomic(
                 failure,
                 {"split": video.split, "method": video.method, "video_id": video.video_id, "path": str(video.path), "error": str(error)},
@@ -287,8 +291,11 @@ class VideoProcessor:
         return VideoResult(video.split, video.method, video.video_id, ok=True, frames=frames, faces=faces)
 
     def _frames(self, path: Path) -> Iterator:
-        from ..video import iter_frames, sample_frames
+        from ..media import load_image, media_kind, to_rgb_array
+        from ..video import Frame, iter_frames, sample_frames
 
+        if media_kind(path) == "image":  # a photo is a one-frame video (``dldfd build-faces``)
+            return iter([Frame(0, 0.0, to_rgb_array(load_image(path)))])
         if self.config.frames_per_video is None:
             return iter_frames(path)  # streamed: memory does not grow with the video's length
         return iter(sample_frames(path, self.config.frames_per_video))
@@ -430,25 +437,58 @@ def build_corpus(
     process while detecting (see :func:`torch_threads`; None leaves torch's setting).
     """
     config = config or BuildConfig()
+    check_parallelism(num_proc, shard_index, num_shards)
+    index = index_ffpp(root, config.compression, methods, splits_dir=splits_dir, allow_missing=allow_missing)
+    return build_units(
+        index.videos, root, output, config, index.methods, num_proc=num_proc, shard_index=shard_index,
+        num_shards=num_shards, retry_failed=retry_failed, device=device, batch_size=batch_size,
+        threads=threads, progress=progress, desc="build-ffpp",
+    )
+
+
+def check_parallelism(num_proc: int, shard_index: int, num_shards: int) -> None:
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index must be in [0, {num_shards}), got {shard_index}")
     if num_proc < 1:
         raise ValueError(f"num_proc must be >= 1, got {num_proc}")
-    index = index_ffpp(root, config.compression, methods, splits_dir=splits_dir, allow_missing=allow_missing)
+
+
+def build_units(
+    videos: Sequence[FFPPVideo],
+    root: PathLike,
+    output: PathLike,
+    config: BuildConfig,
+    methods: Sequence[str],
+    num_proc: int = 1,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    retry_failed: bool = False,
+    device: str = "cpu",
+    batch_size: int = 16,
+    threads: Optional[int] = 1,
+    progress: bool = True,
+    desc: str = "build",
+    unit: str = "video",
+) -> BuildSummary:
+    """Build (or resume) one unit per source file of ``videos`` (split, method and id decided by the
+    caller) into ``output``, then, with one shard, write the ``DatasetDict``. Shared by
+    :func:`build_corpus` (FF++) and :func:`dldfd_hf.data.faces_corpus.build_faces` (any real footage).
+    """
+    check_parallelism(num_proc, shard_index, num_shards)
     work = WorkDir(output)
     work.claim(config)
     removed = work.remove_temporaries()
     if removed:
         logger.info("removed %d half-written file(s) of an interrupted run", removed)
 
-    videos = [v for v in index.videos if shard_of(v, num_shards) == shard_index]
+    videos = [v for v in videos if shard_of(v, num_shards) == shard_index]
     write_json_atomic(
         work.manifest_path(shard_index, num_shards),
         {
             "shard_index": shard_index,
             "num_shards": num_shards,
             "root": str(Path(root).resolve()),
-            "methods": list(index.methods),
+            "methods": list(methods),
             "videos": [[v.split, v.method, v.video_id, str(v.path)] for v in videos],
         },
     )
@@ -464,7 +504,7 @@ def build_corpus(
     todo = [v for v in videos if pending(v)]
     summary = BuildSummary(output=Path(output), total=len(videos), skipped=len(videos) - len(todo), built=0)
     start = time.perf_counter()
-    results = _run(todo, work, config, num_proc, device, batch_size, threads, progress, summary.skipped, len(videos))
+    results = _run(todo, work, config, num_proc, device, batch_size, threads, progress, summary.skipped, len(videos), desc, unit)
     for result in results:
         if result.ok:
             summary.built += 1
@@ -490,10 +530,12 @@ def _run(
     progress: bool,
     initial: int,
     total: int,
+    desc: str = "build",
+    unit: str = "video",
 ) -> Iterator[VideoResult]:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=initial, unit="video", desc="build-ffpp", disable=not progress, smoothing=0.1)
+    bar = tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not progress, smoothing=0.1)
     frames, failed, start = 0, 0, time.perf_counter()
 
     def advance(result: VideoResult) -> VideoResult:

@@ -84,6 +84,56 @@ def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.nda
     return np.asarray(out)
 
 
+@dataclass(frozen=True)
+class FaceEllipse:
+    """The elliptical face region of five landmarks: ``centre``, unit axes ``across`` (the eye line)
+    and ``down`` (eyes to mouth), semi-axes ``a`` (across) and ``b`` (down), in image pixels."""
+
+    centre: np.ndarray
+    across: np.ndarray
+    down: np.ndarray
+    a: float
+    b: float
+
+    @classmethod
+    def of(cls, landmarks: np.ndarray, region: str = "face", expand: Union[float, tuple[float, float]] = 1.0) -> Optional["FaceEllipse"]:
+        """``region="face"`` spans brows to chin and cheek to cheek; ``"mouth"`` the mouth and chin
+        area. ``expand`` scales both semi-axes, or ``(across, down)`` each. None for a degenerate face."""
+        if region not in ("face", "mouth"):
+            raise ValueError(f"region must be 'face' or 'mouth', got {region!r}")
+        left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, dtype=np.float64)
+        eye_centre, mouth_centre = (left_eye + right_eye) / 2, (mouth_left + mouth_right) / 2
+        eye_distance = np.linalg.norm(right_eye - left_eye)
+        eye_mouth = mouth_centre - eye_centre
+        em = np.linalg.norm(eye_mouth)
+        if eye_distance < 1 or em < 1:
+            return None
+        down = eye_mouth / em
+        across = np.array([down[1], -down[0]])
+        if region == "face":
+            centre = eye_centre + down * 0.55 * em
+            axes = (0.95 * eye_distance, 1.25 * em)
+        else:
+            centre = mouth_centre + down * 0.1 * em
+            axes = (0.8 * eye_distance, 0.7 * em)
+        expand_a, expand_b = (expand, expand) if np.isscalar(expand) else expand
+        return cls(centre, across, down, float(axes[0] * expand_a), float(axes[1] * expand_b))
+
+    def outline(self, radial: Optional[np.ndarray] = None, points: int = 64) -> np.ndarray:
+        """``(points, 2)`` outline; ``radial`` (one factor per point, going round from ``across``)
+        scales each point's distance from the centre, deforming the ellipse into a star-shaped blob."""
+        angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
+        scale = 1.0 if radial is None else np.asarray(radial, dtype=np.float64)
+        return self.centre + np.outer(scale * np.cos(angles) * self.a, self.across) + np.outer(scale * np.sin(angles) * self.b, self.down)
+
+
+def fill_polygon(polygon: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """A ``(width, height)`` "L" image: 255 inside ``polygon``, 0 outside."""
+    canvas = Image.new("L", size, 0)
+    ImageDraw.Draw(canvas).polygon(np.asarray(polygon, dtype=np.float64).ravel().tolist(), fill=255)
+    return canvas
+
+
 def face_mask(
     landmarks: np.ndarray,
     size: tuple[int, int],
@@ -93,33 +143,15 @@ def face_mask(
 ) -> np.ndarray:
     """A feathered elliptical mask (HxW float32 in [0, 1]) of the face or its lower part.
 
-    The ellipse follows the face's roll: its axes are the eye line and the eyes-to-mouth direction.
-    ``region="face"`` spans brows to chin and cheek to cheek; ``"mouth"`` the mouth and chin area.
-    ``feather`` is the Gaussian blur radius as a fraction of the ellipse's smaller semi-axis.
+    The ellipse (:class:`FaceEllipse`) follows the face's roll: its axes are the eye line and the
+    eyes-to-mouth direction. ``feather`` is the Gaussian blur radius as a fraction of the ellipse's
+    smaller semi-axis.
     """
-    left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, dtype=np.float64)
-    eye_centre, mouth_centre = (left_eye + right_eye) / 2, (mouth_left + mouth_right) / 2
-    eye_distance = np.linalg.norm(right_eye - left_eye)
-    eye_mouth = mouth_centre - eye_centre
-    em = np.linalg.norm(eye_mouth)
-    if eye_distance < 1 or em < 1:
+    ellipse = FaceEllipse.of(landmarks, region, expand)
+    if ellipse is None:
         return np.zeros((size[1], size[0]), dtype=np.float32)
-    down = eye_mouth / em
-    across = np.array([down[1], -down[0]])
-    if region == "face":
-        centre = eye_centre + down * 0.55 * em
-        axes = (0.95 * eye_distance, 1.25 * em)
-    elif region == "mouth":
-        centre = mouth_centre + down * 0.1 * em
-        axes = (0.8 * eye_distance, 0.7 * em)
-    else:
-        raise ValueError(f"region must be 'face' or 'mouth', got {region!r}")
-    a, b = float(axes[0] * expand), float(axes[1] * expand)
-    angles = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-    polygon = centre + np.outer(np.cos(angles) * a, across) + np.outer(np.sin(angles) * b, down)
-    canvas = Image.new("L", size, 0)
-    ImageDraw.Draw(canvas).polygon([tuple(p) for p in polygon], fill=255)
-    radius = feather * min(a, b)
+    canvas = fill_polygon(ellipse.outline(), size)
+    radius = feather * min(ellipse.a, ellipse.b)
     if radius > 0.5:
         canvas = canvas.filter(ImageFilter.GaussianBlur(radius))
     return np.asarray(canvas, dtype=np.float32) / 255.0
@@ -184,7 +216,9 @@ def face_swap(
 @dataclass(frozen=True)
 class Jitter:
     """The perturbation of a self-blend: colour gains/offsets, scale, rotation (degrees), shift
-    (fraction of the eye distance), blur radius (fraction of the eye distance)."""
+    (fraction of the eye distance), Gaussian blur radius (fraction of the eye distance), saturation
+    factor (1 = unchanged), ``downscale`` (a low-pass: sampled down to this fraction of the size and
+    back up, 1 = none) and ``sharpen`` (unsharp amount against a half-resolution copy, 0 = none)."""
 
     gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
     offsets: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -192,6 +226,9 @@ class Jitter:
     rotation: float = 0.0
     shift: tuple[float, float] = (0.0, 0.0)
     blur: float = 0.0
+    saturation: float = 1.0
+    downscale: float = 1.0
+    sharpen: float = 0.0
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "Jitter":
@@ -207,6 +244,81 @@ class Jitter:
         )
 
 
+# ITU-R BT.601 luma weights: the grey a saturation change pivots around.
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+def jitter_matrix(landmarks: np.ndarray, jitter: Jitter) -> np.ndarray:
+    """The 2x3 similarity of ``jitter`` (scale and rotation about the landmarks' centre, then shift)."""
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    (lx, ly), (rx, ry) = landmarks[0], landmarks[1]
+    eye_distance = math.hypot(rx - lx, ry - ly)
+    cx, cy = landmarks.mean(0)
+    angle = math.radians(jitter.rotation)
+    c, s = jitter.scale * math.cos(angle), jitter.scale * math.sin(angle)
+    # Plain floats: this runs per training sample, where numpy's per-call overhead would dominate.
+    tx = cx - (c * cx - s * cy) + jitter.shift[0] * eye_distance
+    ty = cy - (s * cx + c * cy) + jitter.shift[1] * eye_distance
+    return np.array([[c, -s, tx], [s, c, ty]])
+
+
+def invert_transform(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a 2x3 affine transform."""
+    (a, b, tx), (c, d, ty) = np.asarray(matrix, dtype=np.float64)
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
+
+
+def jittered_copy(
+    image: Union[np.ndarray, Image.Image],
+    landmarks: np.ndarray,
+    jitter: Jitter,
+    box: Optional[tuple[int, int, int, int]] = None,
+) -> tuple[Image.Image, np.ndarray]:
+    """``image`` (HxWx3 uint8 or PIL RGB) moved, recoloured and blurred/sharpened by ``jitter`` about its face.
+
+    Returns the copy (PIL RGB) and the 2x3 matrix that moved it (the copy's landmarks are
+    ``apply_transform(matrix, landmarks)``). ``box`` ``(left, top, right, bottom)``: make only that
+    part of the copy. Every step is one C loop of PIL (resamplings, a colour matrix, filters), as
+    this runs once per training sample when pseudo-fakes are made on the fly. The steps are linear
+    (up to rounding), so their order is chosen for speed: a ``downscale`` jitter resamples straight
+    from the source to the low resolution and recolours there.
+    """
+    pil = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    left, top, right, bottom = box if box is not None else (0, 0, *pil.size)
+    size = (right - left, bottom - top)
+    work_size = size
+    if jitter.downscale < 1:
+        work_size = (max(1, round(size[0] * jitter.downscale)), max(1, round(size[1] * jitter.downscale)))
+    matrix = jitter_matrix(landmarks, jitter)
+    inverse = invert_transform(matrix)  # PIL maps output -> input
+    # The box's corners in the input (a rotation-free similarity keeps boxes axis-aligned).
+    (x0, y0), (x1, y1) = apply_transform(inverse, [[left, top], [right, bottom]])
+    if jitter.rotation == 0 and 0 <= x0 < x1 <= pil.size[0] and 0 <= y0 < y1 <= pil.size[1]:
+        out = pil.resize(work_size, Image.Resampling.BILINEAR, box=(x0, y0, x1, y1))  # separable: ~3x faster
+    else:
+        inverse[:, 2] += inverse[:, :2] @ [left, top]
+        out = pil.transform(size, Image.Transform.AFFINE, tuple(inverse.ravel()), resample=Image.Resampling.BILINEAR)
+        if work_size != size:
+            out = out.resize(work_size, Image.Resampling.BILINEAR)
+    if jitter.gains != (1.0, 1.0, 1.0) or jitter.offsets != (0.0, 0.0, 0.0) or jitter.saturation != 1.0:
+        # Gains and offsets, then saturation about the grey, as one 3x4 colour matrix.
+        saturate = jitter.saturation * np.eye(3) + (1 - jitter.saturation) * np.outer(np.ones(3), _LUMA)
+        colour = np.hstack([saturate * np.asarray(jitter.gains), (saturate @ np.asarray(jitter.offsets))[:, None]])
+        out = out.convert("RGB", tuple(colour.ravel().tolist()))
+    if work_size != size:
+        out = out.resize(size, Image.Resampling.BILINEAR)
+    if jitter.blur > 0:
+        eye_distance = float(np.linalg.norm(np.subtract(landmarks[1], landmarks[0])))
+        out = out.filter(ImageFilter.GaussianBlur(jitter.blur * eye_distance))
+    if jitter.sharpen > 0:
+        # Unsharp masking against a half-resolution copy (alpha > 1 extrapolates away from it).
+        half = out.reduce(2) if min(out.size) >= 2 else out
+        out = Image.blend(half.resize(out.size, Image.Resampling.BILINEAR), out, 1 + jitter.sharpen)
+    return out, matrix
+
+
 def self_blend(
     image: np.ndarray,
     landmarks: np.ndarray,
@@ -218,24 +330,15 @@ def self_blend(
     """Blend a colour/geometry-jittered copy of the face back onto itself.
 
     Pass a fixed ``jitter`` to treat every frame of a video alike, or an ``rng`` to draw one.
+    (:mod:`dldfd_hf.data.sbi` draws SBI's wider range of jitters and deformed masks.)
     """
     if jitter is None:
         jitter = Jitter.random(rng if rng is not None else np.random.default_rng())
     landmarks = np.asarray(landmarks, dtype=np.float64)
     height, width = image.shape[:2]
-    eye_distance = float(np.linalg.norm(landmarks[1] - landmarks[0]))
-    centre = landmarks.mean(0)
-    angle = math.radians(jitter.rotation)
-    linear = jitter.scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    shift = np.asarray(jitter.shift) * eye_distance
-    matrix = np.hstack([linear, (centre - linear @ centre + shift)[:, None]])
-    source = warp(image, matrix, (width, height)).astype(np.float32)
-    source = source * np.asarray(jitter.gains, dtype=np.float32) + np.asarray(jitter.offsets, dtype=np.float32)
-    if jitter.blur > 0:
-        radius = jitter.blur * eye_distance
-        source = np.asarray(Image.fromarray(np.clip(source, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius)), dtype=np.float32)
+    source, matrix = jittered_copy(image, landmarks, jitter)
     mask = np.minimum(face_mask(landmarks, (width, height), region, feather=feather), face_mask(apply_transform(matrix, landmarks), (width, height), region, feather=feather))
-    return Manipulation(blend(image, source, mask), mask)
+    return Manipulation(blend(image, np.asarray(source), mask), mask)
 
 
 # --------------------------------------------------------------------------------------------
