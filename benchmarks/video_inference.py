@@ -126,7 +126,7 @@ def naive_run(detector: Any, path: Path, num_frames: int, repeats: int = 1) -> D
 def naive_once(detector: Any, path: Path, num_frames: int) -> Dict[str, Any]:
     """Decode every frame; detect (full resolution) and classify the wanted ones one at a time."""
     from dldfd_hf.faces import FaceCropper
-    from dldfd_hf.pipelines import fake_probabilities
+    from dldfd_hf.models import fake_probabilities
     from dldfd_hf.video import evenly_spaced_indices, iter_frames, probe
 
     cropper = FaceCropper(crop_size=detector.crop_size, detect_max_size=None, batch_size=1)

@@ -9,12 +9,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .models.dldfd import fake_logit
+
 __all__ = ["grad_cam", "overlay_heatmap"]
-
-
-def _fake_score(head: torch.Tensor) -> torch.Tensor:
-    # One-logit head: the logit is the fake score. Two-logit head: log-odds of fake over real.
-    return head[:, 0] if head.shape[1] == 1 else head[:, 1] - head[:, 0]
 
 
 def grad_cam(model: nn.Module, pixel_values: torch.Tensor, target: str = "fake") -> torch.Tensor:
@@ -22,20 +19,26 @@ def grad_cam(model: nn.Module, pixel_values: torch.Tensor, target: str = "fake")
 
     ``model`` is a timm DLDFD module or a ``DLDFDForImageClassification`` (its ``.dldfd``).
     ``target="fake"`` highlights evidence for "fake", ``"real"`` evidence against it.
-    The model's train/eval mode and parameters' ``requires_grad`` are left unchanged.
+    The network runs in eval mode (the model's own mode is restored afterwards); no parameter
+    gradient or BatchNorm statistic is touched.
     """
     if target not in ("fake", "real"):
         raise ValueError(f"target must be 'fake' or 'real', got {target!r}")
     network = getattr(model, "dldfd", model)
-    with torch.no_grad():
-        features = network.forward_features(pixel_values)
-    # Gradients are needed only from the head back to the last feature map.
-    features = features.detach().requires_grad_(True)
-    with torch.enable_grad():
-        score = _fake_score(network.forward_head(features))
-        if target == "real":
-            score = -score
-        (gradients,) = torch.autograd.grad(score.sum(), features)
+    was_training = network.training
+    network.eval()  # explain the deployed model; never touch BatchNorm running statistics
+    try:
+        with torch.no_grad():
+            features = network.forward_features(pixel_values)
+            features = features.detach().requires_grad_(True)
+            with torch.enable_grad():
+                score = fake_logit(network.forward_head(features))
+    finally:
+        network.train(was_training)
+    if target == "real":
+        score = -score
+    # Gradients flow only from the head back to the last feature map, never into parameters.
+    (gradients,) = torch.autograd.grad(score.sum(), features)
     weights = gradients.mean(dim=(2, 3), keepdim=True)
     cam = torch.relu((weights * features.detach()).sum(dim=1, keepdim=True))
     cam = nn.functional.interpolate(cam, size=pixel_values.shape[-2:], mode="bilinear", align_corners=False)[:, 0]

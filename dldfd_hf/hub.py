@@ -47,7 +47,9 @@ __all__ = [
     "hub_config",
     "is_trained",
     "save_model_folder",
+    "template_text",
     "write_folder",
+    "write_model_files",
 ]
 
 _logger = logging.getLogger(__name__)
@@ -169,6 +171,9 @@ def hub_config(model: ModelLike) -> Dict[str, Any]:
         architectures=["DLDFDForImageClassification"],
         dtype=str(next(network.parameters()).dtype).replace("torch.", ""),  # of the saved weights
         auto_map=dict(AUTO_MAP),
+        # transformers treats a local folder whose config.json has timm keys as a timm checkpoint and
+        # looks for the image processor type here rather than in preprocessor_config.json.
+        image_processor_type=type(image_processor_for(config)).__name__,
         # timm's half (read by timm.create_model("hf-hub:...") and by pretrained=True)
         architecture=architecture,
         num_classes=config.head_num_classes,
@@ -236,23 +241,35 @@ def write_folder(output_dir: PathLike, fill: Callable[[Path], None], *, overwrit
     return output_dir
 
 
-def _template(name: str) -> str:
+def template_text(name: str) -> str:
+    """A file shipped in ``dldfd_hf/templates/`` (package data)."""
     return resources.files("dldfd_hf").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def save_model_folder(model: ModelLike, folder: PathLike) -> Dict[str, Any]:
-    """Write weights, config, preprocessor config and remote-code shims into ``folder``; returns the config."""
+def write_model_files(model: ModelLike, folder: PathLike, *, weights: bool = True) -> Dict[str, Any]:
+    """Write config, preprocessor config, remote-code shims and (``weights=True``) the weights.
+
+    ``DLDFDForImageClassification.save_pretrained`` calls this with ``weights=False`` after
+    transformers wrote the weights, so every saved or exported folder has the same files.
+    Returns the written ``config.json`` content.
+    """
     network, config = _split(model)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state_dict = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
-    save_file(state_dict, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+    if weights:
+        state_dict = {k: v.detach().contiguous().cpu() for k, v in network.state_dict().items()}
+        save_file(state_dict, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
     hf_config = hub_config(model)
     (folder / CONFIG_NAME).write_text(json.dumps(hf_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     image_processor_for(config).save_pretrained(folder)
     for exported, template in REMOTE_CODE_FILES.items():
-        (folder / exported).write_text(_template(template), encoding="utf-8")
+        (folder / exported).write_text(template_text(template), encoding="utf-8")
     return hf_config
+
+
+def save_model_folder(model: ModelLike, folder: PathLike) -> Dict[str, Any]:
+    """Write weights, config, preprocessor config and remote-code shims into ``folder``; returns the config."""
+    return write_model_files(model, folder, weights=True)
 
 
 def export_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import torch
@@ -139,16 +140,33 @@ class DLDFDForImageClassification(DLDFDPreTrainedModel):
 
     @classmethod
     def from_timm(cls, model: DLDFD, **config_kwargs: Any) -> "DLDFDForImageClassification":
-        """Wrap a timm DLDFD module (its weights are copied into the new model)."""
+        """Wrap a timm DLDFD module: the returned model holds ``model`` itself (no copy)."""
         config = DLDFDConfig.from_timm(model, **config_kwargs)
-        wrapper = cls(config)
-        wrapper.dldfd.load_state_dict(model.state_dict())
+        with torch.device("meta"):  # the placeholder network is replaced right away: don't build it for real
+            wrapper = cls(config)
+        wrapper.dldfd = model
         return wrapper.train(model.training)
 
-    def fake_logit(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """``log P(fake) - log P(real)`` per image, shape (batch,)."""
-        out = self.dldfd(pixel_values)
-        return out[:, 0] if out.shape[1] == 1 else out[:, 1] - out[:, 0]
+    def save_pretrained(
+        self, save_directory: Union[str, os.PathLike], *args: Any, push_to_hub: bool = False, **kwargs: Any
+    ) -> None:
+        """Save a model folder that timm, transformers and the pipelines all load.
+
+        The weights are written in the timm layout (no ``dldfd.`` prefix; transformers adds it on
+        load) and ``config.json`` carries timm's keys beside transformers', with the image processor
+        config and the remote-code shims: the same files as :func:`dldfd_hf.hub.save_model_folder`.
+        """
+        from .hub import write_model_files  # hub builds on this module
+
+        kwargs.setdefault("state_dict", self.dldfd.state_dict())
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            write_model_files(self, save_directory, weights=False)
+        if push_to_hub:
+            # Upload only now that every file is written; push_to_hub saves through this method again.
+            repo_id = kwargs.get("repo_id") or Path(save_directory).name
+            push_kwargs = {k: kwargs[k] for k in ("commit_message", "private", "token", "create_pr") if k in kwargs}
+            self.push_to_hub(repo_id, **push_kwargs)
 
     def forward(
         self,

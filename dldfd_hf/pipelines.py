@@ -27,10 +27,11 @@ from .configuration_dldfd import DLDFDConfig
 from .faces import FaceCropper
 from .media import load_image, media_kind, to_rgb_array
 from .modeling_dldfd import image_processor_for
+from .models.dldfd import fake_probabilities
 from .video import Frame, sample_frames
 from .voting import STRATEGIES, FrameRecord, vote
 
-__all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "fake_probabilities", "register_pipeline"]
+__all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "register_pipeline"]
 
 TASK = "deepfake-video-detection"
 # Detection resolution (longer side) and smallest face searched, in detection pixels. Frames of a
@@ -49,14 +50,6 @@ class FrameList:
 
     def __len__(self) -> int:
         return len(self.frames)
-
-
-def fake_probabilities(logits: torch.Tensor, fake_index: int = 1) -> torch.Tensor:
-    """P(fake) per row: sigmoid of a single logit, else softmax over the labels."""
-    logits = logits.float()
-    if logits.shape[-1] == 1:
-        return torch.sigmoid(logits[:, 0])
-    return torch.softmax(logits, dim=-1)[:, fake_index]
 
 
 class DeepfakeVideoDetectionPipeline(Pipeline):

@@ -35,14 +35,18 @@ def test_cam_highlights_the_region_that_drives_the_score():
     assert grad_cam(ChannelZeroDetector(), x, target="real")[0].max() < 1e-6
 
 
-def test_cam_on_dldfd_keeps_model_state():
-    model = timm.create_model("dldfd_tiny").eval()
+@pytest.mark.parametrize("training", [False, True])
+def test_cam_on_dldfd_keeps_model_state(training):
+    model = timm.create_model("dldfd_tiny").train(training)
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     x = torch.randn(2, 3, 64, 64)
     cam = grad_cam(model, x)
     assert cam.shape == (2, 64, 64)
     assert cam.min() >= 0 and cam.max() <= 1
-    assert not model.training
+    assert model.training is training
     assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(b, buffers[name]) for name, b in model.named_buffers())  # BN statistics untouched
+    model.eval()
     wrapped = dldfd_hf.DLDFDForImageClassification.from_timm(model).eval()
     assert torch.allclose(grad_cam(wrapped, x), cam, atol=1e-6)
     with pytest.raises(ValueError, match="target must be"):

@@ -178,3 +178,18 @@ def test_backbone_imagenet_weights_through_timm_pretrained_path(tmp_path, hub_ca
     # timm's in_chans adaptation: the RGB filters are repeated over 192 channels and rescaled.
     assert wide.backbone.conv1.weight.shape[1] == 192
     assert torch.allclose(wide.backbone.conv1.weight.sum(dim=1), stand_in.conv1.weight.sum(dim=1), atol=1e-4)
+
+
+def test_parameter_groups_for_layer_wise_lr_decay():
+    from timm.models import group_parameters
+    from timm.optim import create_optimizer_v2
+
+    model = timm.create_model("dldfd_tiny")
+    groups = list(group_parameters(model, model.group_matcher(), reverse=False).values())
+    assert set(groups[0]) == {n for n, _ in model.named_parameters()
+                              if n.startswith(("stem.", "backbone.conv1.", "backbone.bn1."))}
+    assert groups[-1] == ["backbone.fc.weight", "backbone.fc.bias"]
+    assert len(groups) == 6  # stem, four stages, head
+    optimizer = create_optimizer_v2(model, "adamw", lr=1e-3, layer_decay=0.5)
+    scales = sorted({group["lr_scale"] for group in optimizer.param_groups})
+    assert scales[0] == pytest.approx(0.5 ** 5) and scales[-1] == pytest.approx(1.0)

@@ -56,7 +56,8 @@ def test_config_rejects_bad_values(kwargs, message):
 
 def test_wrapper_holds_the_timm_module_not_a_copy(timm_tiny):
     model = DLDFDForImageClassification.from_timm(timm_tiny)
-    assert model.timm_model is model.dldfd
+    assert model.timm_model is model.dldfd is timm_tiny
+    assert not model.training and all(p.device.type == "cpu" for p in model.parameters())
     timm_params = sum(p.numel() for p in timm_tiny.parameters())
     assert sum(p.numel() for p in model.parameters()) == timm_params
 
@@ -83,8 +84,9 @@ def test_save_and_load_round_trip_exactly(tiny_folder, timm_tiny):
     loaded = AutoModelForImageClassification.from_pretrained(tiny_folder).eval()
     assert isinstance(loaded, DLDFDForImageClassification)
     original = DLDFDForImageClassification.from_timm(timm_tiny).eval()
-    for (name, a), (_, b) in zip(original.state_dict().items(), loaded.state_dict().items()):
-        assert torch.equal(a, b), name
+    assert original.state_dict().keys() == loaded.state_dict().keys()
+    for name, value in original.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[name]), name
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(pixel_values=x).logits, original(pixel_values=x).logits)
@@ -99,12 +101,15 @@ def test_auto_classes_resolve_dldfd(tiny_folder):
     assert out.last_hidden_state.ndim == 4
 
 
-def test_timm_loads_the_file_transformers_saved(tiny_folder, timm_tiny):
-    reloaded = timm.create_model(
-        "dldfd_tiny", pretrained=True, pretrained_cfg_overlay=dict(file=str(tiny_folder / "model.safetensors"))
-    ).eval()
+def test_timm_loads_the_folder_transformers_saved(tiny_folder, timm_tiny, hub_cache):
+    # save_pretrained writes the one folder layout every door reads (timm keys in config.json too).
+    config = json.loads((tiny_folder / "config.json").read_text())
+    assert config["architecture"] == "dldfd_tiny" and config["pretrained_cfg"]["input_size"] == [3, 64, 64]
+    hub_cache.add_folder("dldfd-test/saved-tiny", tiny_folder)
     x = torch.randn(2, 3, 64, 64)
-    assert torch.equal(reloaded(x), timm_tiny(x))
+    for name in (f"local-dir:{tiny_folder}", "hf-hub:dldfd-test/saved-tiny"):
+        reloaded = timm.create_model(name, pretrained=True).eval()
+        assert torch.equal(reloaded(x), timm_tiny(x)), name
 
 
 def test_image_classification_pipeline_scores_real_and_fake(tiny_folder, timm_tiny):

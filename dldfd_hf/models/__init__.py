@@ -1,6 +1,15 @@
 """The DLDFD network and its timm registrations (importing this module registers the models)."""
 
-from .dldfd import DLDFD, LABEL_NAMES, checkpoint_filter_fn, create_dldfd, default_cfgs
+from .dldfd import (
+    DLDFD,
+    LABEL_NAMES,
+    checkpoint_filter_fn,
+    create_dldfd,
+    default_cfgs,
+    fake_logit,
+    fake_probabilities,
+)
 from .stem import AugmentedStem
 
-__all__ = ["DLDFD", "AugmentedStem", "LABEL_NAMES", "checkpoint_filter_fn", "create_dldfd", "default_cfgs"]
+__all__ = ["DLDFD", "AugmentedStem", "LABEL_NAMES", "checkpoint_filter_fn", "create_dldfd", "default_cfgs",
+           "fake_logit", "fake_probabilities"]

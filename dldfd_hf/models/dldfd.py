@@ -17,7 +17,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 
 from .stem import AugmentedStem, LayerSpec
 
-__all__ = ["DLDFD", "create_dldfd"]
+__all__ = ["DLDFD", "create_dldfd", "fake_logit", "fake_probabilities"]
 
 LABEL_NAMES = ("real", "fake")
 HUB_ORG = "dldfd-hf"
@@ -109,7 +109,8 @@ class DLDFD(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> Dict[str, Any]:
         inner = self.backbone.group_matcher(coarse=coarse)
-        return {"stem": r"^stem\.|^backbone\." + inner["stem"].lstrip("^"), "blocks": _prefix_matcher(inner["blocks"])}
+        # The augmented layers join the backbone's stem group (lowest LR under layer-wise decay).
+        return {"stem": r"^stem\.|" + _prefix_matcher(inner["stem"]), "blocks": _prefix_matcher(inner["blocks"])}
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
@@ -149,11 +150,27 @@ class DLDFD(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def fake_logit(logits: torch.Tensor, fake_index: int = 1) -> torch.Tensor:
+    """Log-odds of "fake" per row: the logit of a one-logit head, else fake minus real logit."""
+    if logits.shape[-1] == 1:
+        return logits[..., 0]
+    return logits[..., fake_index] - logits[..., 1 - fake_index]
+
+
+def fake_probabilities(logits: torch.Tensor, fake_index: int = 1) -> torch.Tensor:
+    """P(fake) per row, for the timm head (1 or 2 logits) or the transformers logits ``[0, z]``."""
+    return torch.sigmoid(fake_logit(logits.float(), fake_index))
+
+
 def _prefix_matcher(matcher: Any) -> Any:
     """Prefix a timm group matcher (regex string or list of (regex, ...) tuples) with ``backbone.``."""
+    def prefix(pattern: str) -> str:
+        # Group the pattern: every alternative of "^conv1|bn1|maxpool" needs the prefix.
+        return r"^backbone\.(?:" + pattern.lstrip("^") + ")"
+
     if isinstance(matcher, str):
-        return r"^backbone\." + matcher.lstrip("^")
-    return [(r"^backbone\." + pattern.lstrip("^"), *rest) for pattern, *rest in matcher]
+        return prefix(matcher)
+    return [(prefix(pattern), *rest) for pattern, *rest in matcher]
 
 
 def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: DLDFD) -> Dict[str, torch.Tensor]:

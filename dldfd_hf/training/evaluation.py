@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics.core import FRAME_METRICS, VIDEO_METRICS, deepfake_metrics
-from ..pipelines import fake_probabilities
+from ..models.dldfd import fake_probabilities
 from .data import read_column
 
 __all__ = [
