@@ -6,6 +6,8 @@ from typing import Any, Dict, Optional, Sequence
 
 from transformers import PretrainedConfig
 
+from .labels import ID2LABEL, LABEL2ID
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -66,8 +68,8 @@ class DLDFDConfig(PretrainedConfig):
         pos_weight: Optional[float] = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("id2label", {0: "real", 1: "fake"})
-        kwargs.setdefault("label2id", {"real": 0, "fake": 1})
+        kwargs.setdefault("id2label", dict(ID2LABEL))
+        kwargs.setdefault("label2id", dict(LABEL2ID))
         super().__init__(**kwargs)
         if head_num_classes not in (1, 2):
             raise ValueError(f"DLDFDConfig: head_num_classes must be 1 or 2, got {head_num_classes!r}")

@@ -15,11 +15,11 @@ import timm
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
+from ..labels import LABEL_NAMES
 from .stem import AugmentedStem, LayerSpec
 
 __all__ = ["DLDFD", "create_dldfd", "fake_logit", "fake_probabilities"]
 
-LABEL_NAMES = ("real", "fake")
 HUB_ORG = "dldfd-hf"
 
 

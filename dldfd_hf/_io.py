@@ -1,0 +1,62 @@
+"""Atomic file writes: readers (and interrupted runs) never see half a file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+PathLike = Union[str, os.PathLike]
+
+# <name>.tmp-<host>-<pid>-<random>: groups name, host, pid.
+TEMPORARY_PATTERN = re.compile(r"^(?P<name>.+)\.tmp-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+__all__ = ["TEMPORARY_PATTERN", "atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "temporary_name"]
+
+
+def temporary_name(path: PathLike) -> Path:
+    """A unique sibling of ``path`` (same folder, so the final rename is atomic).
+
+    The name is ``<name>.tmp-<host>-<pid>-<random>`` (see :data:`TEMPORARY_PATTERN`), so leftovers of
+    a killed run can be recognised, and attributed to a host and process.
+    """
+    path = Path(path)
+    return path.with_name(f"{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on failure it is removed.
+
+    For writers that need a file name (video encoders, Parquet writers, ...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: PathLike, data: Any, **dump_kwargs: Any) -> None:
+    dump_kwargs.setdefault("indent", 2)
+    atomic_write_text(path, json.dumps(data, **dump_kwargs) + "\n")
