@@ -389,8 +389,9 @@ def _registered_name(repo_id: Optional[str]) -> Optional[str]:
 
 
 def _base_model(backbone: str, backbone_pretrained: Optional[bool]) -> Optional[str]:
-    # A tagged timm backbone ("resnet50.tv_in1k") names the ImageNet checkpoint the training starts from.
-    if backbone_pretrained is False or "." not in backbone:
+    # Claimed only when the training details say the run started from the tagged ImageNet checkpoint
+    # ("resnet50.tv_in1k"): without them we cannot know, and a wrong base model misleads users.
+    if not backbone_pretrained or "." not in backbone:
         return None
     return f"timm/{backbone}"
 

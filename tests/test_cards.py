@@ -186,6 +186,7 @@ def test_base_model_names_the_imagenet_checkpoint():
     config.update(backbone="resnet50.tv_in1k", architecture="dldfd_resnet50")
     assert render_model_card(config, training={"pretrained_backbone": True}).data.base_model == "timm/resnet50.tv_in1k"
     assert render_model_card(config, training={"pretrained_backbone": False}).data.base_model is None
+    assert render_model_card(config).data.base_model is None  # unknown: not claimed
 
 
 @pytest.mark.parametrize("content,message", [
