@@ -1,7 +1,8 @@
 """Face detection and cropping with facenet-pytorch's MTCNN (weights ship inside the wheel).
 
-The crop follows the paper's recipe as read in DESIGN.md: the MTCNN box scaled 1.3x around its
-centre, made square, clipped to the frame, resized to the model's input size.
+The crop follows the paper's recipe as read in DESIGN.md: a square of 1.3x the MTCNN box's longer
+side around its centre, kept inside the frame (shifted, never clipped, so the crop is always square
+and the resize never distorts the face), resized to the model's input size.
 
 >>> cropper = FaceCropper(crop_size=224)
 >>> faces_per_frame = cropper([frame_a, frame_b])     # [[Face, ...], []]  ([] = no face found)
@@ -31,7 +32,7 @@ class Face:
     """One detected face, in the pixel coordinates of the frame it came from."""
 
     box: Box  # MTCNN box (x1, y1, x2, y2)
-    crop_box: Tuple[int, int, int, int]  # the square box actually cropped (scaled, clipped)
+    crop_box: Tuple[int, int, int, int]  # the square box actually cropped (scaled, inside the frame)
     score: float  # MTCNN face probability
     landmarks: np.ndarray = field(repr=False)  # (5, 2): eyes, nose, mouth corners as (x, y)
     crop: Optional[Image.Image] = field(default=None, repr=False)  # RGB, crop_size x crop_size
@@ -43,19 +44,34 @@ class Face:
 
 
 def square_crop_box(box: Sequence[float], width: int, height: int, scale: float = 1.3) -> Tuple[int, int, int, int]:
-    """The square of side ``scale * max(w, h)`` centred on ``box``, clipped to a ``width x height`` frame.
+    """The square crop ``(left, top, right, bottom)`` for a face ``box`` in a ``width x height`` frame.
 
-    Clipping keeps the face centred rather than shifting the square inside the frame, so a face at
-    the border gives a non-square box (the resize then stretches it slightly).
+    Its side is ``scale * max(w, h)`` (rounded up to whole pixels), centred on the box. The crop is
+    always square and inside the frame, so resizing it to the model's input never changes the
+    face's aspect ratio (training and inference crops agree at the borders too):
+
+    * at a border the square is shifted inside the frame, still containing the whole face box
+      (where the box itself lies in the frame);
+    * when the square is larger than the frame's shorter side, it shrinks to that side (the
+      largest square that fits), placed as centred on the face as the frame allows.
     """
     x1, y1, x2, y2 = (float(v) for v in box)
-    side = max(x2 - x1, y2 - y1) * scale
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    left = max(0, int(math.floor(cx - side / 2.0)))
-    top = max(0, int(math.floor(cy - side / 2.0)))
-    right = min(width, int(math.ceil(cx + side / 2.0)))
-    bottom = min(height, int(math.ceil(cy + side / 2.0)))
-    return left, top, right, bottom
+    side = int(math.ceil(max(x2 - x1, y2 - y1) * scale - 1e-9))
+    # At least the whole pixels the box touches (matters for scale ~1 and fractional boxes only).
+    side = max(side, math.ceil(x2) - math.floor(x1), math.ceil(y2) - math.floor(y1), 1)
+    side = min(side, width, height)
+    left = _square_start((x1 + x2) / 2.0, side, x1, x2, width)
+    top = _square_start((y1 + y2) / 2.0, side, y1, y2, height)
+    return left, top, left + side, top + side
+
+
+def _square_start(centre: float, side: int, low: float, high: float, limit: int) -> int:
+    """First pixel of a ``side``-long span: centred, moved to cover [low, high] where it can, then into [0, limit)."""
+    start = int(round(centre - side / 2.0))
+    first, last = math.ceil(high) - side, math.floor(low)  # starts whose span covers the whole face
+    if first <= last:
+        start = min(max(start, first), last)
+    return min(max(start, 0), limit - side)
 
 
 class FaceCropper:
@@ -196,9 +212,9 @@ class FaceCropper:
         for box, score, landmarks in zip(boxes, scores, points):
             if not score >= self.min_score:
                 continue
-            crop_box = square_crop_box(box, width, height, self.scale)
-            if crop_box[2] - crop_box[0] < 1 or crop_box[3] - crop_box[1] < 1:
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= width or box[1] >= height:
                 continue  # the box lies outside the frame
+            crop_box = square_crop_box(box, width, height, self.scale)
             faces.append(Face(
                 box=tuple(float(v) for v in box),
                 crop_box=crop_box,

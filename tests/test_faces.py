@@ -63,20 +63,64 @@ def test_faces_found_on_talking_face_clips(shared_data, cropper, clip):
             assert face.landmarks.shape == (5, 2) and _inside(face.landmarks, face.box)
             left_eye, right_eye, nose = face.landmarks[0], face.landmarks[1], face.landmarks[2]
             assert left_eye[0] < nose[0] < right_eye[0] and nose[1] > max(left_eye[1], right_eye[1])
-            # The crop: 1.3x the box around its centre, square unless clipped, resized to crop_size.
+            # The crop: 1.3x the box around its centre, always square and in the frame, resized to crop_size.
             cx1, cy1, cx2, cy2 = face.crop_box
             assert cx1 <= x1 and cy1 <= y1 and cx2 >= x2 and cy2 >= y2
+            assert cx2 - cx1 == cy2 - cy1 and 0 <= cx1 and 0 <= cy1 and cx2 <= width and cy2 <= height
             assert face.crop_box == square_crop_box(face.box, width, height, 1.3)
             assert face.crop.size == (64, 64) and face.crop.mode == "RGB"
+
+
+def _check_square(crop_box, width, height):
+    left, top, right, bottom = crop_box
+    assert all(isinstance(v, int) for v in crop_box)
+    assert right - left == bottom - top > 0, crop_box  # square: the resize keeps the face's aspect ratio
+    assert 0 <= left and 0 <= top and right <= width and bottom <= height, crop_box  # inside the frame
+    return right - left
+
+
+def _contains(crop_box, box) -> bool:
+    return crop_box[0] <= box[0] and crop_box[1] <= box[1] and crop_box[2] >= box[2] and crop_box[3] >= box[3]
 
 
 def test_square_crop_box_geometry():
     # 100x80 box centred at (200, 150): side 130, centred.
     assert square_crop_box((150, 110, 250, 190), 640, 480) == (135, 85, 265, 215)
-    # Near the top-left corner: clipped to the frame, not shifted.
-    assert square_crop_box((0, 5, 40, 45), 640, 480) == (0, 0, 46, 51)
-    assert square_crop_box((600, 440, 640, 480), 640, 480) == (594, 434, 640, 480)
     assert square_crop_box((10, 10, 20, 20), 640, 480, scale=1.0) == (10, 10, 20, 20)
+    # At the borders the square is shifted inside the frame, not clipped to a rectangle.
+    assert square_crop_box((0, 5, 40, 45), 640, 480) == (0, 0, 52, 52)
+    assert square_crop_box((600, 440, 640, 480), 640, 480) == (588, 428, 640, 480)
+    # Larger than the frame's shorter side: the largest square that fits, centred on the face
+    # horizontally as far as the frame allows.
+    assert square_crop_box((100, 50, 500, 450), 640, 480) == (60, 0, 540, 480)
+    assert square_crop_box((500, 50, 900, 450), 1000, 480) == (460, 0, 940, 480)
+    assert square_crop_box((600, 50, 1000, 450), 1000, 480) == (520, 0, 1000, 480)
+
+
+@pytest.mark.parametrize("width, height", [(640, 480), (360, 640), (200, 200)])
+def test_square_crop_boxes_near_every_border_are_square_in_the_frame_and_hold_the_face(width, height):
+    rng = np.random.default_rng(width * height)
+    for _ in range(400):
+        size = float(rng.uniform(4, 1.5 * max(width, height)))
+        w, h = size * rng.uniform(0.6, 1.0), size * rng.uniform(0.6, 1.0)
+        # Boxes anywhere, many touching or crossing a border or a corner.
+        x1 = float(rng.choice([rng.uniform(-0.3 * w, 2.0), rng.uniform(0, width - w) if width > w else 0.0,
+                               width - w + rng.uniform(-2.0, 0.3 * w)]))
+        y1 = float(rng.choice([rng.uniform(-0.3 * h, 2.0), rng.uniform(0, height - h) if height > h else 0.0,
+                               height - h + rng.uniform(-2.0, 0.3 * h)]))
+        box = (x1, y1, x1 + w, y1 + h)
+        for scale in (1.0, 1.3, 2.0):
+            crop = square_crop_box(box, width, height, scale)
+            side = _check_square(crop, width, height)
+            wanted = int(np.ceil(scale * max(w, h) - 1e-9))
+            assert min(wanted, width, height) <= side <= min(wanted + 1, width, height), (box, scale, crop)
+            in_frame = box[0] >= 0 and box[1] >= 0 and box[2] <= width and box[3] <= height
+            if in_frame and max(w, h) <= min(width, height):  # the face fits: it is never cut
+                assert _contains(crop, box), (box, scale, crop)
+            if side >= wanted:  # not shrunk: the square covers the face's centre with the full margin
+                cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+                assert crop[0] <= max(cx, 0) and crop[2] >= min(cx, width), (box, scale, crop)
+                assert crop[1] <= max(cy, 0) and crop[3] >= min(cy, height), (box, scale, crop)
 
 
 def test_select_modes_and_min_score(shared_data):
