@@ -16,7 +16,6 @@ decoder skips the frames nothing references (most B-frames).
 from __future__ import annotations
 
 import bisect
-import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -25,6 +24,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
+from ._io import atomic_path
 from .media import MediaError, PathLike
 
 __all__ = [
@@ -117,7 +117,7 @@ class _FrameIndex:
 
 
 class VideoReader:
-    """Random and sequential access to one video file (a context manager).
+    """Random access to one video file (a context manager); :func:`iter_frames` streams a whole file.
 
     ``seeks`` and ``frames_decoded`` count the work done, so callers and tests can check that
     sampling is cheap.
@@ -285,11 +285,6 @@ class VideoReader:
             self._index = _build_index(self.path, self._stream.index)
         return self._index
 
-    # --- sequential access -----------------------------------------------------------------
-    def iter_frames(self, step: int = 1) -> Iterator[Frame]:
-        """Every ``step``-th frame from the start, decoded as a stream (memory stays bounded)."""
-        return iter_frames(self.path, step=step)
-
 
 def probe(path: PathLike) -> VideoInfo:
     """Metadata of a video, with the exact frame count. The file is demuxed once (no decoding),
@@ -364,16 +359,17 @@ def write_video(
     ``gop`` sets the keyframe interval, ``crf`` the quality (x264: 23 default, FF++ c40 ~ 40),
     ``options`` are codec options, ``container_options`` muxer options (e.g. ``{"movflags": "+faststart"}``).
     Odd widths/heights are cropped by one pixel (yuv420p needs even sizes). The file appears
-    only once complete (written under a temporary name, then renamed).
+    only once complete (written under a unique temporary name, see :mod:`dldfd_hf._io`, then
+    renamed); a failed encode leaves nothing behind.
     """
     import av
 
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    muxer = _muxer_for(path)  # from the real name: the temporary one has no video extension
     rate = Fraction(fps).limit_denominator(1001)
     count = 0
-    try:
-        with av.open(str(tmp), mode="w", options=dict(container_options or {})) as container:
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format=muxer, options=dict(container_options or {})) as container:
             stream = container.add_stream(codec, rate=rate)
             stream.pix_fmt = "yuv420p"
             codec_options = dict(options or {})
@@ -397,14 +393,28 @@ def write_video(
                 count += 1
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return count
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def _muxer_for(path: Path) -> str:
+    """The FFmpeg muxer FFmpeg picks for ``path``'s extension (``.mp4`` -> mp4, ``.mkv`` -> matroska).
+
+    Opening a container for writing only allocates the muxer; the file is created when the
+    header is written, so ``path`` itself is not touched.
+    """
+    import av
+
+    try:
+        container = av.open(str(path), mode="w")
+    except (av.error.FFmpegError, ValueError) as err:
+        raise ValueError(f"{path}: cannot tell the video container from the file name ({err})") from None
+    try:
+        return container.format.name
+    finally:
+        container.close()
+
+
 def _check_file(path: str) -> None:
     p = Path(path)
     if not p.exists():

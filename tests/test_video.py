@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dldfd_hf._io import TEMPORARY_PATTERN
 from dldfd_hf.video import (
     Frame,
     VideoReader,
@@ -75,6 +76,39 @@ def test_write_video_fixes_the_gop(long_clip):
     info = probe(long_clip)
     assert (info.frame_count, info.fps, info.width, info.height) == (1200, 25.0, 128, 96)
     assert _keyframe_positions(long_clip) == list(range(0, 1200, 20))
+
+
+def test_write_video_is_atomic_with_recognisable_temporaries(tmp_path):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(6)]
+    path = tmp_path / "clip.mkv"
+    path.write_bytes(b"previous version")
+    seen = []
+
+    def frames(fail_at=None):
+        for i, image in enumerate(images):
+            seen.append(sorted(p.name for p in tmp_path.iterdir()))
+            if i == fail_at:
+                raise RuntimeError("the frame source broke")
+            yield image
+
+    # While encoding, the old file stays in place and the new one is a unique, attributable temporary
+    # (<name>.tmp-<host>-<pid>-<random>, dldfd_hf._io): concurrent writers never share it.
+    with pytest.raises(RuntimeError, match="frame source broke"):
+        write_video(path, frames(fail_at=3), fps=25, codec="mpeg4")  # mpeg4: a packet per frame, no lookahead
+    temporaries = {name for listing in seen[1:] for name in listing} - {"clip.mkv"}
+    assert len(temporaries) == 1 and TEMPORARY_PATTERN.match(temporaries.pop()).group("name") == "clip.mkv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]  # a failed encode leaves nothing
+    assert path.read_bytes() == b"previous version"
+    # The container comes from the real name (the temporary has no video extension): Matroska here.
+    assert write_video(path, frames(), fps=25) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
+    assert probe(path).frame_count == 6
+    with av.open(str(path)) as container:
+        assert "matroska" in container.format.name
+    with pytest.raises(ValueError, match="cannot tell the video container"):
+        write_video(tmp_path / "clip.unknown-extension", images, fps=25)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mkv"]
 
 
 @pytest.mark.parametrize("clip,num_frames", [(GRID_CLIP, 16), (HAMILTON_CLIP, 12)])
