@@ -8,7 +8,7 @@ import sys
 from typing import Optional, Sequence
 
 # Each module defines ``register(subparsers)``, adding a parser whose ``func`` default runs it.
-# Heavy imports (torch, av, datasets) happen inside the command, so ``dldfd --help`` stays fast.
+# Commands import av/datasets when run, but the package loads torch/timm/transformers: ``dldfd --help`` takes ~6 s.
 COMMAND_MODULES = (
     "dldfd_hf.commands.info",
     "dldfd_hf.commands.detect",

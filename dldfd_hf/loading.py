@@ -3,10 +3,14 @@
 Used by ``dldfd detect``, the demo and the evaluation scripts, so "--model X" means the same
 everywhere:
 
-* an existing folder (``save_pretrained`` / export output) -> the weights in it;
+* an existing folder (``save_pretrained`` / export output, a training checkpoint) -> the weights in it;
 * a registered DLDFD timm name: ``dldfd_tiny`` -> RANDOM weights (with a loud warning; for smoke
   tests), ``dldfd_resnet50.ffpp_c40`` (architecture.tag) -> that tag's pretrained weights via timm;
 * anything else -> a Hugging Face Hub id (``hf-hub:`` prefix optional), loaded with transformers.
+
+There is no default model: the Hub is only contacted for a Hub id (or pretrained tag) the user
+named. Every failure -- a missing folder, a corrupt ``model.safetensors``, an unreachable Hub id --
+is a :class:`ModelLoadError` whose message names the model and the reason.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal, Tuple, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Tuple, Union
 
 import torch
 
-from .models.dldfd import HUB_ORG
+if TYPE_CHECKING:
+    from .pipelines import DeepfakeVideoDetectionPipeline
 
 __all__ = [
-    "DEFAULT_MODEL",
     "ModelLoadError",
     "RandomWeightsWarning",
     "resolve_model_source",
@@ -29,8 +33,8 @@ __all__ = [
     "load_video_pipeline",
 ]
 
-DEFAULT_MODEL = f"{HUB_ORG}/dldfd_resnet50.ffpp_c40"
 ModelSource = Literal["folder", "architecture", "pretrained-tag", "hub"]
+HUB_PREFIX = "hf-hub:"
 
 
 class ModelLoadError(Exception):
@@ -42,7 +46,7 @@ class RandomWeightsWarning(UserWarning):
 
 
 def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
-    """What ``spec`` names, without loading anything."""
+    """What ``spec`` names, without loading anything (raises :class:`ModelLoadError` when it can name nothing)."""
     import timm
 
     text = str(spec)
@@ -52,69 +56,60 @@ def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
     if path.exists() or text.startswith(("/", ".", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text):
         reason = "a file, not a folder" if path.exists() else "no such directory"
         raise ModelLoadError(f"{text!r} is not a model folder ({reason})")
-    if text.startswith("hf-hub:"):
+    if text.startswith(HUB_PREFIX):
         return "hub"
-    if "/" not in text:
-        if text in timm.list_models("dldfd_*"):
-            return "architecture"
-        if text in timm.list_pretrained("dldfd_*"):
-            return "pretrained-tag"
-        if timm.is_model(text.split(".", 1)[0]):
+    if "/" in text:
+        return "hub"
+    architectures = timm.list_models("dldfd_*")
+    if text in architectures:
+        return "architecture"
+    if text in timm.list_pretrained("dldfd_*"):
+        return "pretrained-tag"
+    name, _, tag = text.partition(".")
+    if name in architectures:
+        if text in timm.list_models("dldfd_*", include_tags=True):
             raise ModelLoadError(
-                f"{text!r} is a timm model but not a DLDFD architecture; use one of {timm.list_models('dldfd_*')}"
+                f"{text!r} has no pretrained weights; use the architecture name {name!r} for random weights "
+                "(smoke tests only), or a model folder / Hub id for real detection"
             )
         raise ModelLoadError(
-            f"{text!r} is neither a local model folder, a DLDFD architecture ({', '.join(timm.list_models('dldfd_*'))}), "
-            "nor a Hub id of the form 'org/name'"
+            f"{text!r}: {name} has no tag {tag!r}; pretrained DLDFD models: "
+            f"{', '.join(timm.list_pretrained('dldfd_*')) or 'none'} (or {name!r} alone for random weights)"
         )
-    return "hub"
+    if timm.is_model(name):
+        raise ModelLoadError(f"{text!r} is a timm model but not a DLDFD architecture; use one of {architectures}")
+    raise ModelLoadError(
+        f"{text!r} is neither a local model folder, a DLDFD architecture ({', '.join(architectures)}), "
+        "nor a Hub id of the form 'org/name'"
+    )
 
 
-def load_model(
-    spec: Union[str, os.PathLike] = DEFAULT_MODEL,
-    device: Union[str, torch.device, None] = None,
-) -> Tuple[Any, Any]:
+def load_model(spec: Union[str, os.PathLike], device: Union[str, torch.device, None] = None) -> Tuple[Any, Any]:
     """``(model, image_processor)`` for ``spec``; the model is a transformers image classifier in eval mode.
 
-    Raises :class:`ModelLoadError` with the reason when ``spec`` cannot be loaded (e.g. a Hub id
-    that is not cached while offline). Building from a bare architecture name emits a
+    Raises :class:`ModelLoadError` with the reason when ``spec`` cannot be loaded: a Hub id that is
+    not cached while offline, a corrupt or truncated weights file (named in the message), a
+    config that is not a model's, ... Building from a bare architecture name emits a
     :class:`RandomWeightsWarning`.
     """
-    import timm
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-    from .modeling_dldfd import DLDFDForImageClassification, image_processor_for
-
     source = resolve_model_source(spec)
     text = str(spec)
+    if source == "folder":
+        location = str(Path(text).expanduser())
+    elif source == "hub":
+        location = text[len(HUB_PREFIX):] if text.startswith(HUB_PREFIX) else text
+    else:
+        location = text
+    if source == "architecture":
+        message = (
+            f"{text} was built with RANDOM weights: its predictions are meaningless "
+            "(use it for smoke tests; pass a model folder or Hub id for real detection)"
+        )
+        warnings.warn(message, RandomWeightsWarning, stacklevel=2)
     try:
-        if source in ("architecture", "pretrained-tag"):
-            if source == "architecture":
-                message = (
-                    f"{text} was built with RANDOM weights: its predictions are meaningless "
-                    "(use it for smoke tests; pass a model folder or Hub id for real detection)"
-                )
-                warnings.warn(message, RandomWeightsWarning, stacklevel=2)
-            timm_model = timm.create_model(text, pretrained=source == "pretrained-tag")
-            model = DLDFDForImageClassification.from_timm(timm_model)
-            processor = image_processor_for(model.config)
-        else:
-            if source == "folder":
-                location = str(Path(text).expanduser())
-            else:
-                location = text[len("hf-hub:"):] if text.startswith("hf-hub:") else text
-            model = AutoModelForImageClassification.from_pretrained(location)
-            try:
-                processor = AutoImageProcessor.from_pretrained(location)
-            except (OSError, ValueError):
-                if not hasattr(model.config, "image_size") or model.config.model_type != "dldfd":
-                    raise
-                processor = image_processor_for(model.config)
-    except ModelLoadError:
-        raise
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
-        where = {"folder": "model folder", "hub": "Hub model", "pretrained-tag": "timm pretrained model"}.get(source, "model")
-        raise ModelLoadError(f"cannot load {where} {text!r}: {err}") from err
+        model, processor = _load(source, location)
+    except Exception as err:  # any failure to load is the user's model argument failing: say which and why
+        raise ModelLoadError(_failure_message(source, text, location, err)) from err
     model.eval()
     if device is not None:
         model.to(device)
@@ -122,12 +117,12 @@ def load_model(
 
 
 def load_video_pipeline(
-    spec: Union[str, os.PathLike] = DEFAULT_MODEL,
+    spec: Union[str, os.PathLike],
     device: Union[str, torch.device, None] = None,
     **pipeline_kwargs: Any,
-):
+) -> "DeepfakeVideoDetectionPipeline":
     """A ready :class:`~dldfd_hf.pipelines.DeepfakeVideoDetectionPipeline` for ``spec`` (see :func:`load_model`)."""
-    from .pipelines import DeepfakeVideoDetectionPipeline, TASK
+    from .pipelines import TASK, DeepfakeVideoDetectionPipeline
 
     model, processor = load_model(spec, device=device)
     return DeepfakeVideoDetectionPipeline(
@@ -137,3 +132,74 @@ def load_video_pipeline(
         device=torch.device(device) if device is not None else model.device,
         **pipeline_kwargs,
     )
+
+
+def _load(source: ModelSource, location: str) -> Tuple[Any, Any]:
+    import timm
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from .configuration_dldfd import DLDFDConfig
+    from .modeling_dldfd import DLDFDForImageClassification, image_processor_for
+
+    if source in ("architecture", "pretrained-tag"):
+        network = timm.create_model(location, pretrained=source == "pretrained-tag")
+        model = DLDFDForImageClassification.from_timm(network)
+        return model, image_processor_for(model.config)
+    model = AutoModelForImageClassification.from_pretrained(location)
+    try:
+        processor = AutoImageProcessor.from_pretrained(location)
+    except (OSError, ValueError):
+        # Exported and save_pretrained folders carry preprocessor_config.json; a training checkpoint
+        # (config.json + weights) does not, and its DLDFD config holds the size / mean / std.
+        if not isinstance(model.config, DLDFDConfig):
+            raise
+        processor = image_processor_for(model.config)
+    return model, processor
+
+
+def _failure_message(source: ModelSource, text: str, location: str, err: Exception) -> str:
+    reason = _first_line(err)
+    if source == "folder":
+        bad_file, file_error = _unreadable_weights(Path(location))
+        if bad_file is not None:
+            return (f"cannot load model folder {text!r}: {bad_file} is corrupt or truncated "
+                    f"({_first_line(file_error)})")
+        return f"cannot load model folder {text!r}: {reason}"
+    if _is_safetensors_error(err):
+        return f"cannot load {text!r}: its weights file (model.safetensors) is corrupt or truncated ({reason})"
+    if source == "hub":
+        if isinstance(err, OSError) and not text.startswith(HUB_PREFIX):
+            # "runs/best" may be a folder the user mistyped or a Hub id: say that both were tried.
+            folder = Path(text).expanduser().absolute()
+            return f"{text!r} is neither an existing local folder (no directory {folder}) nor a loadable Hub id ({reason})"
+        return f"cannot load Hub model {location!r}: {reason}"
+    return f"cannot load timm pretrained model {text!r}: {reason}"
+
+
+def _unreadable_weights(folder: Path) -> Tuple[Optional[Path], Optional[Exception]]:
+    """The first ``*.safetensors`` file in ``folder`` whose header cannot be read (a cheap check:
+    the header lists every tensor's byte range, so a truncated file fails it), and the error."""
+    from safetensors import safe_open
+
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as err:  # SafetensorError, OSError, ...: the file is unusable either way
+            return path, err
+    return None, None
+
+
+def _is_safetensors_error(err: BaseException) -> bool:
+    from safetensors import SafetensorError
+
+    while err is not None:
+        if isinstance(err, SafetensorError):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

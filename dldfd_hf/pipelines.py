@@ -3,7 +3,9 @@
 >>> from transformers import pipeline
 >>> detector = pipeline("deepfake-video-detection", model="path/to/model-folder")
 >>> detector("talk.mp4", num_frames=32, strategy="majority")
-{'label': 'fake', 'score': 0.81, 'votes': {'fake': 26, 'real': 6}, 'frames': [{'index': 15, ...}, ...], ...}
+{'label': 'fake', 'score': 0.81, 'fake_score': 0.81, 'votes': {'fake': 26, 'real': 6}, 'frames': [...], ...}
+>>> detector("interview.mp4")       # score: confidence of the label; fake_score: share of fake votes
+{'label': 'real', 'score': 0.75, 'fake_score': 0.25, 'votes': {'fake': 8, 'real': 24}, ...}
 
 Inputs: a video path, an image path, a PIL image, an ``HxWx3`` array (a photo: every face is
 scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.video.Frame`),
@@ -25,6 +27,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_dldfd import DLDFDConfig
 from .faces import FaceCropper
+from .labels import FAKE, ID2LABEL
 from .media import load_image, media_kind, to_rgb_array
 from .modeling_dldfd import image_processor_for
 from .models.dldfd import fake_probabilities
@@ -58,15 +61,19 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     Call parameters: ``num_frames`` (32), ``strategy`` (``"majority"`` | ``"mean"``), ``threshold``
     (0.5), ``batch_size`` (crops per forward pass; 8 on CPU, 64 on GPU), ``select`` (faces per
     frame: ``"largest"`` for videos, ``"all"`` for photos by default; or ``"confident"``),
-    ``min_face_score`` (0.9), ``detect_max_size``, ``return_crops`` (False). ``device`` is given when the pipeline is created.
+    ``min_face_score`` (0.9), ``detect_max_size``, ``return_crops`` (False). ``device`` is given
+    when the pipeline is created.
 
-    Output: ``label`` (``"real"``/``"fake"``, None when no face was found), ``score`` (fake-vote
-    ratio for majority, mean P(fake) for mean), ``votes`` ``{"fake", "real"}``, ``mean_prob``,
-    ``fake_ratio``, ``frames_used``, ``frames_without_face``, ``frames_sampled``, ``kind``
-    (``"video"``/``"image"``/``"frames"``), and ``frames``: one record per scored face or per frame
-    without a face, ``{"index", "time", "box", "fake_prob", "face_score"}``. With ``return_crops=True``
-    also ``crops``: the face crops (PIL images at the model's input size) in the order of the
-    records that have a box.
+    Output: ``label`` (``"real"``/``"fake"``, None when no face was found), ``score`` (the confidence
+    of ``label``, as in transformers' classification pipelines: for majority the share of voting
+    frames that agree with it; for mean, mean P(fake) for "fake" and 1 - mean P(fake) for "real"),
+    ``fake_score`` (what the verdict thresholds, higher = faker: fake-vote ratio for majority, mean
+    P(fake) for mean), ``votes`` ``{"fake", "real"}``, ``mean_prob``, ``fake_ratio``,
+    ``frames_used``, ``frames_without_face``, ``frames_sampled``, ``kind`` (``"video"``/``"image"``/
+    ``"frames"``), and ``frames``: one record per scored face or per frame without a face,
+    ``{"index", "time", "box", "fake_prob", "face_score"}``. With ``return_crops=True`` also
+    ``crops``: the face crops (PIL images at the model's input size) in the order of the records
+    that have a box. ``label``, ``score`` and ``fake_score`` are None when no face was found.
     """
 
     _load_processor = False
@@ -257,9 +264,9 @@ def _is_frame_sequence(inputs: Any) -> bool:
 
 def _fake_label_index(config: Any) -> int:
     for label, index in (getattr(config, "label2id", None) or {}).items():
-        if str(label).lower() == "fake":
+        if str(label).lower() == ID2LABEL[FAKE]:
             return int(index)
-    return 1
+    return FAKE
 
 
 def _processor_size(processor: Any) -> Optional[int]:

@@ -4,18 +4,24 @@
 threshold; the video is fake when more than half the votes are fake, and an exact tie is broken
 by the mean probability. ``mean`` thresholds the mean probability. Frames without a face do not
 vote; they are counted.
+
+Scores follow the Hugging Face classification convention: ``score`` is the confidence of the
+returned ``label`` (so a "real" verdict with score 0.9 is a confident one), while ``fake_score``
+always measures fakeness (higher = more likely fake), whatever the label.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
 
-__all__ = ["FrameRecord", "Verdict", "vote", "STRATEGIES", "LABELS"]
+from .labels import FAKE, ID2LABEL, REAL
+
+__all__ = ["FrameRecord", "Verdict", "vote", "STRATEGIES"]
 
 STRATEGIES = ("majority", "mean")
-LABELS = ("real", "fake")  # 0 = real, 1 = fake
 Strategy = Literal["majority", "mean"]
 
 
@@ -39,13 +45,16 @@ class FrameRecord:
 class Verdict:
     """A video-level decision.
 
-    ``score`` is the number the decision thresholds: the fake-vote ratio for ``majority``, the
-    mean fake probability for ``mean`` (higher = more likely fake). ``label`` and ``score`` are
-    None when no face was scored.
+    ``score`` is the confidence of ``label``: for ``majority`` the share of the voting frames that
+    agree with it, for ``mean`` the mean P(fake) when the label is fake and ``1 - mean P(fake)``
+    when it is real. ``fake_score`` is the number the decision thresholds, higher = more likely
+    fake: the fake-vote ratio for ``majority``, the mean P(fake) for ``mean``. ``label``,
+    ``score`` and ``fake_score`` are None when no face was scored.
     """
 
     label: Optional[str]
     score: Optional[float]
+    fake_score: Optional[float]
     fake_ratio: Optional[float]
     mean_prob: Optional[float]
     fake_votes: int
@@ -57,12 +66,13 @@ class Verdict:
 
     @property
     def votes(self) -> Dict[str, int]:
-        return {"fake": self.fake_votes, "real": self.frames_used - self.fake_votes}
+        return {ID2LABEL[FAKE]: self.fake_votes, ID2LABEL[REAL]: self.frames_used - self.fake_votes}
 
     def to_dict(self) -> Dict[str, Any]:
         return {
             "label": self.label,
             "score": self.score,
+            "fake_score": self.fake_score,
             "votes": self.votes,
             "fake_ratio": self.fake_ratio,
             "mean_prob": self.mean_prob,
@@ -85,13 +95,15 @@ def vote(
     Args:
         fake_probs: one probability per scored face; ``None`` marks a frame without a face.
         strategy: ``"majority"`` (ties broken by the mean probability) or ``"mean"``.
-        threshold: a probability at or above it counts as fake (for votes and for the mean).
+        threshold: a probability at or above it counts as fake (for votes and for the mean); any
+            real number in [0, 1] (Python or NumPy).
         records: per-frame records to keep in the verdict (not used for the decision).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"vote: strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if not (isinstance(threshold, (int, float)) and 0.0 <= threshold <= 1.0):
+    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and 0.0 <= threshold <= 1.0):
         raise ValueError(f"vote: threshold must be a number in [0, 1], got {threshold!r}")
+    threshold = float(threshold)
     probs: List[float] = []
     without_face = 0
     for i, p in enumerate(fake_probs):
@@ -104,26 +116,27 @@ def vote(
         probs.append(p)
     records = list(records or [])
     if not probs:
-        return Verdict(None, None, None, None, 0, 0, without_face, strategy, float(threshold), records)
+        return Verdict(None, None, None, None, None, 0, 0, without_face, strategy, threshold, records)
 
     fake_votes = sum(p >= threshold for p in probs)
     fake_ratio = fake_votes / len(probs)
     mean_prob = sum(probs) / len(probs)
     mean_says_fake = mean_prob >= threshold
     if strategy == "mean":
-        is_fake, score = mean_says_fake, mean_prob
+        is_fake, fake_score = mean_says_fake, mean_prob
     else:
         is_fake = 2 * fake_votes > len(probs) or (2 * fake_votes == len(probs) and mean_says_fake)
-        score = fake_ratio
+        fake_score = fake_ratio
     return Verdict(
-        label=LABELS[int(is_fake)],
-        score=score,
+        label=ID2LABEL[FAKE if is_fake else REAL],
+        score=fake_score if is_fake else 1.0 - fake_score,
+        fake_score=fake_score,
         fake_ratio=fake_ratio,
         mean_prob=mean_prob,
         fake_votes=fake_votes,
         frames_used=len(probs),
         frames_without_face=without_face,
         strategy=strategy,
-        threshold=float(threshold),
+        threshold=threshold,
         records=records,
     )

@@ -83,11 +83,19 @@ def test_video_output_and_scores_match_the_model(detector, shared_data):
     assert result["label"] == verdict.label and result["score"] == pytest.approx(verdict.score)
     assert result["votes"] == verdict.votes and sum(result["votes"].values()) == result["frames_used"] == 6
     assert result["mean_prob"] == pytest.approx(verdict.mean_prob)
+    # score: the confidence of the label (the share of votes agreeing with it); fake_score: fake votes.
+    agreeing = result["votes"][result["label"]]
+    assert result["score"] == pytest.approx(agreeing / 6)
+    assert result["fake_score"] == pytest.approx(result["votes"]["fake"] / 6)
     # Parameters reach the voting stage.
     mean = detector(str(clip), num_frames=6, strategy="mean", threshold=0.3, batch_size=2)
     assert mean["strategy"] == "mean" and mean["threshold"] == 0.3
-    assert mean["score"] == pytest.approx(verdict.mean_prob, abs=1e-5)
+    assert mean["fake_score"] == pytest.approx(verdict.mean_prob, abs=1e-5)
     assert mean["label"] == ("fake" if verdict.mean_prob >= 0.3 else "real")
+    confidence = verdict.mean_prob if mean["label"] == "fake" else 1 - verdict.mean_prob
+    assert mean["score"] == pytest.approx(confidence, abs=1e-5)
+    real_mean = detector(str(clip), num_frames=6, strategy="mean", threshold=0.999)
+    assert real_mean["label"] == "real" and real_mean["score"] == pytest.approx(1 - verdict.mean_prob, abs=1e-5)
 
 
 def test_frames_and_images_as_input(detector, shared_data):
@@ -115,11 +123,11 @@ def test_frames_and_images_as_input(detector, shared_data):
 def test_faceless_input_gives_no_label(detector):
     noise = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
     result = detector(noise)
-    assert result["label"] is None and result["score"] is None
+    assert result["label"] is None and result["score"] is None and result["fake_score"] is None
     assert result["frames_without_face"] == 1 and result["frames"][0]["box"] is None
 
 
-def test_model_resolution(model_dir, hub_cache, tmp_path):
+def test_model_resolution(model_dir, hub_cache, tmp_path, monkeypatch):
     assert resolve_model_source(model_dir) == "folder"
     assert resolve_model_source("dldfd_tiny") == "architecture"
     assert resolve_model_source("dldfd_resnet50.ffpp_c40") == "pretrained-tag"
@@ -138,8 +146,35 @@ def test_model_resolution(model_dir, hub_cache, tmp_path):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(from_hub(pixel_values=x).logits, from_folder(pixel_values=x).logits)
-    with pytest.raises(ModelLoadError, match="dldfd-test/not-cached"):
+    # A string that is not a folder and not on the Hub (or cache): both were tried, and the error says so.
+    with pytest.raises(ModelLoadError, match="'dldfd-test/not-cached' is neither an existing local folder "
+                                             ".* nor a loadable Hub id"):
         load_model("dldfd-test/not-cached")
+    monkeypatch.chdir(tmp_path)  # no runs/best here
+    with pytest.raises(ModelLoadError, match="'runs/best' is neither an existing local folder"):
+        load_model("runs/best")
+    # A registered tag without weights, and a tag that does not exist.
+    with pytest.raises(ModelLoadError, match="'dldfd_tiny.untrained' has no pretrained weights; "
+                                             "use the architecture name 'dldfd_tiny' for random weights"):
+        load_model("dldfd_tiny.untrained")
+    with pytest.raises(ModelLoadError, match="dldfd_tiny has no tag 'nope'"):
+        load_model("dldfd_tiny.nope")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_corrupt_weights_are_a_model_load_error_naming_the_file(model_dir, tmp_path, damage):
+    folder = tmp_path / "damaged"
+    folder.mkdir()
+    for path in model_dir.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes({"truncated": data[: len(data) * 2 // 3], "garbage": b"\x00" * 64 + data[64:],
+                         "empty": b""}[damage])
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(folder)
+    message = str(caught.value)
+    assert f"cannot load model folder {str(folder)!r}: {weights} is corrupt or truncated" in message
 
 
 # --- CLI ------------------------------------------------------------------------------------------
@@ -161,7 +196,7 @@ def test_cli_agrees_with_the_pipeline(detector, model_dir, shared_data, tmp_path
     assert list(out_file.parent.iterdir()) == [out_file]  # no temporary file left behind
     assert row["path"] == str(clip) and row["error"] is None
     assert row["label"] == expected["label"] and row["score"] == pytest.approx(expected["score"])
-    assert row["votes"] == expected["votes"]
+    assert row["fake_score"] == pytest.approx(expected["fake_score"]) and row["votes"] == expected["votes"]
     assert [(f["index"], f["time"]) for f in row["frames"]] == [(f["index"], f["time"]) for f in expected["frames"]]
     assert [f["box"] for f in row["frames"]] == [pytest.approx(f["box"]) for f in expected["frames"]]
     assert [f["fake_prob"] for f in row["frames"]] == pytest.approx([f["fake_prob"] for f in expected["frames"]])
@@ -229,10 +264,23 @@ def test_cli_table_and_csv_formats(model_dir, shared_data, tmp_path, capsys):
     assert code == 0 and row["path"] == str(photo) and row["label"] in ("real", "fake") and row["error"] == ""
     assert int(row["fake_votes"]) + int(row["real_votes"]) == int(row["frames_used"]) == 1
     # The formatter alone, on a hand-made row.
-    text = format_rows([{"path": "x.mp4", "kind": None, "label": None, "score": None, "votes": None,
-                         "mean_prob": None, "frames_used": 0, "frames_without_face": 0, "frames": [],
+    assert float(row["fake_score"]) == pytest.approx(int(row["fake_votes"]))  # one face: its vote
+    assert float(row["score"]) == 1.0  # the one face agrees with the label
+    # The formatter alone, on hand-made rows: score is the label's confidence, fake_score the fakeness.
+    text = format_rows([{"path": "x.mp4", "kind": None, "label": None, "score": None, "fake_score": None,
+                         "votes": None, "mean_prob": None, "frames_used": 0, "frames_without_face": 0, "frames": [],
                          "error": "no such file"}], "csv")
-    assert text.splitlines()[1] == "x.mp4,,,,,,,0,0,no such file"
+    assert text.splitlines() == [
+        "path,kind,label,score,fake_score,fake_votes,real_votes,mean_prob,frames_used,frames_without_face,error",
+        "x.mp4,,,,,,,,0,0,no such file",
+    ]
+    real = {"path": "y.mp4", "kind": "video", "label": "real", "score": 0.75, "fake_score": 0.25,
+            "votes": {"fake": 1, "real": 3}, "mean_prob": 0.3, "frames_used": 4, "frames_without_face": 0,
+            "frames": [], "error": None}
+    assert format_rows([real], "csv").splitlines()[1] == "y.mp4,video,real,0.7500,0.2500,1,3,0.3000,4,0,"
+    table = format_rows([real], "table").splitlines()
+    assert table[0].split()[:5] == ["path", "kind", "label", "score", "fake"]
+    assert table[1].split()[:6] == ["y.mp4", "video", "real", "0.7500", "0.2500", "1/3"]
 
 
 def test_cli_architecture_name_warns_loudly(shared_data, capsys):
@@ -244,11 +292,42 @@ def test_cli_architecture_name_warns_loudly(shared_data, capsys):
 @pytest.mark.parametrize(
     "model,message",
     [("/no/such/folder", "not a model folder"), ("resnet18", "not a DLDFD architecture"),
-     ("dldfd-test/not-cached", "cannot load Hub model")],
+     ("dldfd-test/not-cached", "is neither an existing local folder"),
+     ("hf-hub:dldfd-test/not-cached", "cannot load Hub model 'dldfd-test/not-cached'"),
+     ("dldfd_tiny.untrained", "has no pretrained weights"),
+     ("corrupt-folder", "model.safetensors is corrupt or truncated")],
 )
-def test_cli_bad_model_exits_2_without_traceback(shared_data, capsys, model, message):
+def test_cli_bad_model_exits_2_without_traceback(shared_data, capsys, model_dir, tmp_path, model, message):
+    if model == "corrupt-folder":
+        model = tmp_path / "corrupt"
+        model.mkdir()
+        for path in model_dir.iterdir():
+            (model / path.name).write_bytes(path.read_bytes()[:100])
     code, out, err = _detect(capsys, shared_data / PHOTO, "--model", model)
     assert code == 2 and out == "" and message in err
+
+
+def test_cli_model_is_required(capsys, shared_data):
+    # No default model: a missing --model is an argument error, never a silent Hub download.
+    with pytest.raises(SystemExit) as caught:
+        main(["detect", str(shared_data / PHOTO)])
+    assert caught.value.code == 2 and "the following arguments are required: --model" in capsys.readouterr().err
+
+
+def test_cli_output_is_written_atomically(model_dir, shared_data, tmp_path, capsys, monkeypatch):
+    out_file = tmp_path / "results.csv"
+    out_file.write_text("previous results\n")
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        main(["detect", str(shared_data / PHOTO), "--model", str(model_dir), "--format", "csv",
+              "--output", str(out_file), "--no-progress"])
+    # The failed write left the previous file intact and no temporary behind.
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+    assert out_file.read_text() == "previous results\n"
 
 
 def test_cli_bad_arguments(capsys, tmp_path):

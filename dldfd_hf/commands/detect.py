@@ -2,6 +2,8 @@
 
 One summary row per file; a file that cannot be read gets its error in its row and the others
 still run; the exit status is 1 when any file failed, 2 when the model could not be loaded.
+``score`` is the confidence of ``label`` (Hugging Face convention), ``fake_score`` the fakeness the
+verdict thresholds (fake-vote ratio for ``majority``, mean P(fake) for ``mean``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import csv
 import io
 import json
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -21,24 +22,26 @@ logger = logging.getLogger(__name__)
 
 FORMATS = ("table", "json", "csv")
 CSV_COLUMNS = (
-    "path", "kind", "label", "score", "fake_votes", "real_votes", "mean_prob",
+    "path", "kind", "label", "score", "fake_score", "fake_votes", "real_votes", "mean_prob",
     "frames_used", "frames_without_face", "error",
+)
+RESULT_KEYS = (
+    "kind", "label", "score", "fake_score", "votes", "mean_prob", "frames_used", "frames_without_face", "frames",
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..loading import DEFAULT_MODEL
-
     parser = subparsers.add_parser(
         "detect",
         help="detect deepfakes in videos and photos",
         description="Crop faces (MTCNN), score them with a DLDFD model and vote one verdict per file.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video/image files or folders (searched recursively)")
+    # Required: no default Hub id, so nothing is downloaded that the user did not name.
     parser.add_argument(
-        "--model", default=DEFAULT_MODEL,
-        help="Hub id, local model folder, or a DLDFD architecture name such as dldfd_tiny "
-             f"(random weights: smoke tests only). Default: {DEFAULT_MODEL}",
+        "--model", required=True,
+        help="(required) local model folder, Hub id, or a DLDFD architecture name such as dldfd_tiny "
+             "(random weights: smoke tests only)",
     )
     parser.add_argument("--frames", type=_positive_int, default=32, metavar="N", help="frames sampled per video (32)")
     parser.add_argument("--strategy", choices=("majority", "mean"), default="majority",
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from .._io import atomic_write_text
     from ..loading import ModelLoadError, RandomWeightsWarning, load_video_pipeline
 
     files = collect_files(args.paths)
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     text = format_rows(rows, args.format)
     if args.output is not None:
-        _write_atomic(args.output, text)
+        atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)
     failed = sum(row["error"] is not None for row in rows)
@@ -115,8 +119,7 @@ def detect_file(detector: Any, path: Path, **call_kwargs: Any) -> Dict[str, Any]
 def result_row(path: str, result: Dict[str, Any]) -> Dict[str, Any]:
     """The output row (``--format json`` schema) for a pipeline ``result``; "no face found" is an error."""
     row = error_row(path, None)
-    row.update({key: result[key] for key in
-                ("kind", "label", "score", "votes", "mean_prob", "frames_used", "frames_without_face", "frames")})
+    row.update({key: result[key] for key in RESULT_KEYS})
     if result["label"] is None:
         where = "the image" if result["kind"] == "image" else f"any of the {result['frames_sampled']} sampled frames"
         row["error"] = f"no face found in {where}"
@@ -125,8 +128,8 @@ def result_row(path: str, result: Dict[str, Any]) -> Dict[str, Any]:
 
 def error_row(path: str, error: Optional[str]) -> Dict[str, Any]:
     """An output row with no result, only ``error``."""
-    return {"path": path, "kind": None, "label": None, "score": None, "votes": None, "mean_prob": None,
-            "frames_used": 0, "frames_without_face": 0, "frames": [], "error": error}
+    return {"path": path, "kind": None, "label": None, "score": None, "fake_score": None, "votes": None,
+            "mean_prob": None, "frames_used": 0, "frames_without_face": 0, "frames": [], "error": error}
 
 
 def collect_files(paths: Sequence[str]) -> List[Path]:
@@ -151,6 +154,7 @@ def collect_files(paths: Sequence[str]) -> List[Path]:
 
 
 def format_rows(rows: List[Dict[str, Any]], fmt: str) -> str:
+    """``rows`` as ``fmt`` text: ``"json"`` (the full rows), ``"csv"`` (:data:`CSV_COLUMNS`) or ``"table"``."""
     if fmt == "json":
         return json.dumps(rows, indent=2) + "\n"
     if fmt == "csv":
@@ -160,7 +164,7 @@ def format_rows(rows: List[Dict[str, Any]], fmt: str) -> str:
         for row in rows:
             votes = row["votes"] or {}
             writer.writerow([
-                row["path"], row["kind"] or "", row["label"] or "", _num(row["score"]),
+                row["path"], row["kind"] or "", row["label"] or "", _num(row["score"]), _num(row["fake_score"]),
                 votes.get("fake", ""), votes.get("real", ""), _num(row["mean_prob"]),
                 row["frames_used"], row["frames_without_face"], row["error"] or "",
             ])
@@ -169,12 +173,13 @@ def format_rows(rows: List[Dict[str, Any]], fmt: str) -> str:
 
 
 def _table(rows: List[Dict[str, Any]]) -> str:
-    header = ("path", "kind", "label", "score", "votes f/r", "mean P(fake)", "no face", "error")
+    header = ("path", "kind", "label", "score", "fake score", "votes f/r", "mean P(fake)", "no face", "error")
     lines = [header]
     for row in rows:
         votes = row["votes"]
         lines.append((
-            row["path"], row["kind"] or "-", row["label"] or "-", _num(row["score"], "-"),
+            row["path"], row["kind"] or "-", row["label"] or "-",
+            _num(row["score"], "-"), _num(row["fake_score"], "-"),
             f"{votes['fake']}/{votes['real']}" if votes else "-", _num(row["mean_prob"], "-"),
             str(row["frames_without_face"]), row["error"] or "",
         ))
@@ -187,13 +192,6 @@ def _table(rows: List[Dict[str, Any]]) -> str:
 
 def _num(value: Optional[float], missing: str = "") -> str:
     return missing if value is None else f"{value:.4f}"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _error(message: str) -> None:

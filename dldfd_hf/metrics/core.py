@@ -22,6 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from dldfd_hf.labels import FAKE, LABEL2ID, REAL
+
 __all__ = [
     "FRAME_METRICS",
     "VIDEO_METRICS",
@@ -47,8 +49,8 @@ def _as_arrays(references: Sequence[int], fake_probs: Sequence[float]) -> tuple[
         )
     if labels.shape != probs.shape:
         raise ValueError(f"references ({labels.shape[0]}) and fake_probs ({probs.shape[0]}) differ in length")
-    if labels.size and not np.isin(labels, (0, 1)).all():
-        bad = sorted(set(np.unique(labels).tolist()) - {0, 1})
+    if labels.size and not np.isin(labels, (REAL, FAKE)).all():
+        bad = sorted(set(np.unique(labels).tolist()) - {REAL, FAKE})
         raise ValueError(f"references must be 0 (real) or 1 (fake), found {bad[:5]}")
     if probs.size and (not np.isfinite(probs).all() or probs.min() < 0 or probs.max() > 1):
         raise ValueError("fake_probs must be probabilities in [0, 1] (apply a sigmoid to logits first)")
@@ -102,8 +104,8 @@ def frame_metrics(
         "ap": float(average_precision_score(labels, probs)) if both else None,
         "eer": equal_error_rate(labels, probs),
         "num_frames": int(labels.size),
-        "num_real": int((labels == 0).sum()),
-        "num_fake": int((labels == 1).sum()),
+        "num_real": int((labels == REAL).sum()),
+        "num_fake": int((labels == FAKE).sum()),
         "threshold": float(threshold),
     }
 
@@ -171,16 +173,10 @@ def _verdicts(videos: List[VideoScores], strategy: str, threshold: float) -> Lis
 
     for video in videos:
         verdict = vote(video.fake_probs, strategy=strategy, threshold=threshold)
-        video.predicted_label = _verdict_label(verdict)
+        # Every grouped video has at least one frame, so the verdict always has a label.
+        video.predicted_label = LABEL2ID[verdict.label]
         video.mean_prob = float(np.mean(video.fake_probs))
     return videos
-
-
-def _verdict_label(verdict: Any) -> int:
-    label = verdict.label
-    if isinstance(label, str):
-        return {"real": 0, "fake": 1}[label]
-    return int(label)
 
 
 def video_metrics(
@@ -214,8 +210,8 @@ def _video_summary(videos: List[VideoScores], strategy: str, threshold: float) -
         "auc": float(roc_auc_score(labels, mean_probs)) if both else None,
         "mean_prob_tcr": float(((mean_probs >= threshold) == labels).mean()) if labels.size else None,
         "num_videos": int(labels.size),
-        "num_real": int((labels == 0).sum()),
-        "num_fake": int((labels == 1).sum()),
+        "num_real": int((labels == REAL).sum()),
+        "num_fake": int((labels == FAKE).sum()),
         "strategy": strategy,
         "threshold": float(threshold),
     }
@@ -248,8 +244,8 @@ def _per_method(
     from sklearn.metrics import roc_auc_score
 
     methods = np.asarray([str(m) for m in methods])
-    real_frames = labels == 0
-    real_videos = [v for v in videos if v.label == 0]
+    real_frames = labels == REAL
+    real_videos = [v for v in videos if v.label == REAL]
     breakdown: Dict[str, Dict[str, Any]] = {}
     for method in sorted(set(methods.tolist())):
         frames = methods == method
