@@ -4,7 +4,8 @@
 
 MODEL is anything ``dldfd detect --model`` accepts: a Hub id, a local model folder, or an
 architecture name such as ``dldfd_tiny`` (random weights: smoke tests only). In a Space the model
-comes from the ``DLDFD_MODEL`` variable, else from the ``models`` entry of the Space card.
+comes from the ``DLDFD_MODEL`` variable, else from the ``models`` entry of the Space card; with
+none of these the app exits with a message (there is no default model).
 The logic lives in :mod:`dldfd_hf.demo_utils`; this file is the page and its wiring.
 """
 
@@ -16,10 +17,14 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import gradio as gr
+# Before gradio is imported: no usage analytics or version checks sent home, so the app runs
+# offline (and tells no one what it is used for). The page's Blocks also sets analytics_enabled=False.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from dldfd_hf.loading import ModelLoadError
-from dldfd_hf.demo_utils import (
+import gradio as gr  # noqa: E402
+
+from dldfd_hf.loading import ModelLoadError  # noqa: E402
+from dldfd_hf.demo_utils import (  # noqa: E402
     FAKE_COLOUR,
     FACES_TABLE_COLUMNS,
     PLOT_SERIES,
@@ -33,7 +38,7 @@ from dldfd_hf.demo_utils import (
     explain_crops,
     faces_table,
     gallery_items,
-    load_detector,
+    load_demo_pipeline,
     probability_plot_data,
     resolve_model_spec,
     verdict_details,
@@ -45,6 +50,10 @@ logger = logging.getLogger("dldfd.demo")
 
 APP_DIR = Path(__file__).resolve().parent
 CONCURRENCY_ID = "detector"  # both tabs share one model: one concurrency limit for both
+RECORDS_FOLDER = "dldfd-records"  # inside Gradio's cache: the JSON downloads, removed by delete_cache
+CACHE_LIFETIME_S = 3600  # uploads, crops and records older than this are deleted, checked this often
+NO_MODEL = ("no model given: pass --model MODEL (a model folder, a Hub id, or dldfd_tiny for a "
+            "random-weights smoke test) or set $DLDFD_MODEL")
 # Tiles of one size whatever the count (gradio would widen 2 faces to the full width), rows as tall
 # as their content (gradio's "auto" keeps a 450 px minimum).
 GALLERY = dict(height="fit-content", fit_columns=False, object_fit="contain")
@@ -73,7 +82,7 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
     """The page: a Video tab and an Image tab, each with a Grad-CAM explanation."""
 
     def run_video(video: Optional[str], num_frames: int, strategy: str, threshold: float, explain: bool,
-                  progress: gr.Progress = gr.Progress()):
+                  progress: gr.Progress = gr.Progress()) -> tuple:
         try:
             analysis = analyse_video(detector, video, num_frames=num_frames, strategy=strategy,
                                      threshold=threshold, limits=limits,
@@ -87,7 +96,7 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
                 probability_plot_data(analysis.row, threshold),
                 crops,
                 [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)],
-                str(write_records_json(analysis.row)),
+                str(write_records_json(analysis.row, records_dir)),
             )
         except InputRejected as err:
             return _message(str(err)), None, [], [], None
@@ -95,7 +104,7 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
             logger.exception("video analysis failed")
             return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
 
-    def run_image(photo: Optional[str], threshold: float, explain: bool):
+    def run_image(photo: Optional[str], threshold: float, explain: bool) -> tuple:
         try:
             analysis = analyse_image(detector, photo, threshold=threshold, limits=limits)
             heatmaps = explain_crops(detector, analysis.crops) if explain else []
@@ -104,7 +113,7 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
                 draw_faces(analysis.image, analysis.row["frames"], threshold),
                 faces_table(analysis.row["frames"], threshold),
                 [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))],
-                str(write_records_json(analysis.row)),
+                str(write_records_json(analysis.row, records_dir)),
             )
         except InputRejected as err:
             return _message(str(err)), None, None, [], None
@@ -112,7 +121,11 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
             logger.exception("image analysis failed")
             return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, None, [], None
 
-    with gr.Blocks(title="DLDFD deepfake detector", delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title="DLDFD deepfake detector", delete_cache=(CACHE_LIFETIME_S, CACHE_LIFETIME_S),
+                   analytics_enabled=False) as demo:
+        # The records JSON is written inside Gradio's cache: served in place, no copy left behind
+        # elsewhere, and deleted with the rest of the cache on the delete_cache schedule.
+        records_dir = Path(demo.GRADIO_CACHE) / RECORDS_FOLDER
         gr.Markdown(DESCRIPTION)
         gr.Markdown(f"Model: `{model_name}` · {limits.describe()}")
         if notice:
@@ -187,7 +200,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="DLDFD deepfake detector demo (Gradio)")
     parser.add_argument("--model", default=None,
                         help="Hub id, model folder or DLDFD architecture name "
-                             "(default: $DLDFD_MODEL, else the Space card's model, else the default Hub model)")
+                             "(default: $DLDFD_MODEL, else the Space card's model; one of them is required)")
     parser.add_argument("--device", default=os.environ.get("DLDFD_DEVICE"),
                         help="torch device, e.g. cpu or cuda:0 (default: $DLDFD_DEVICE, else cuda if available)")
     parser.add_argument("--host", default=None, help="address to serve on (default: gradio's, $GRADIO_SERVER_NAME)")
@@ -215,9 +228,11 @@ def main(argv: Optional[Sequence[str]] = None, *, block: bool = True) -> gr.Bloc
     limits = DemoLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
                         max_frames=args.max_frames)
     model_name = resolve_model_spec(args.model, APP_DIR)
+    if model_name is None:
+        raise SystemExit(f"demo/app.py: {NO_MODEL}")
     logger.info("loading %s", model_name)
     try:
-        detector, notice = load_detector(model_name, device=args.device)
+        detector, notice = load_demo_pipeline(model_name, device=args.device)
     except ModelLoadError as err:
         raise SystemExit(f"demo/app.py: {err}") from None
     demo = build_demo(detector, model_name, limits, notice=notice, concurrency=args.concurrency)

@@ -12,18 +12,23 @@ give the same verdict and per-frame records for the same file and model.
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from ._io import atomic_write_text
 from .commands.detect import format_rows, result_row
+from .labels import FAKE, LABEL_NAMES, REAL
 from .media import MediaError, load_image, media_kind
 from .voting import STRATEGIES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "MODEL_ENV",
@@ -31,7 +36,7 @@ __all__ = [
     "InputRejected",
     "Analysis",
     "resolve_model_spec",
-    "load_detector",
+    "load_demo_pipeline",
     "check_upload",
     "check_num_frames",
     "analyse_video",
@@ -90,12 +95,10 @@ class Analysis:
 # --------------------------------------------------------------------------------------------------
 # Model and limits
 # --------------------------------------------------------------------------------------------------
-def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = None) -> str:
+def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = None) -> Optional[str]:
     """The model the demo runs: ``--model``, else ``$DLDFD_MODEL``, else the first ``models`` entry
-    of the Space card (``README.md`` beside the app, as the Space export writes it), else the
-    default Hub model."""
-    from .loading import DEFAULT_MODEL
-
+    of the Space card (``README.md`` beside the app, as the Space export writes it); None when none
+    names one (there is no default: the demo never fetches a model nobody asked for)."""
     if cli_model:
         return cli_model
     if os.environ.get(MODEL_ENV):
@@ -106,12 +109,14 @@ def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = N
         models = (metadata_load(Path(app_dir) / "README.md") or {}).get("models") or []
         if models:
             return str(models[0])
-    return DEFAULT_MODEL
+    return None
 
 
-def load_detector(spec: str, device: Optional[str] = None) -> Tuple[Any, Optional[str]]:
+def load_demo_pipeline(spec: str, device: Optional[str] = None) -> Tuple[Any, Optional[str]]:
     """``(pipeline, notice)``: the deepfake-video-detection pipeline for ``spec`` and, when its
-    weights are random (an architecture name), a warning to show on the page."""
+    weights are random (an architecture name), a warning to show on the page.
+
+    Raises :class:`~dldfd_hf.loading.ModelLoadError` when ``spec`` cannot be loaded."""
     from .loading import RandomWeightsWarning, load_video_pipeline
 
     if device is None:
@@ -177,11 +182,12 @@ def analyse_video(
     strategy: str = "majority",
     threshold: float = 0.5,
     limits: DemoLimits = DemoLimits(),
-    batch_size: int = 32,
+    batch_size: Optional[int] = None,
     progress: Optional[ProgressFn] = None,
 ) -> Analysis:
     """Sample ``num_frames`` frames, crop and score the faces, vote: the same computation as
-    ``dldfd detect --frames N --strategy S --threshold T`` on that file.
+    ``dldfd detect --frames N --strategy S --threshold T`` on that file. ``batch_size`` (crops per
+    forward pass) defaults to the pipeline's own choice for its device.
 
     Raises :class:`InputRejected` (with the message for the user) for anything the demo will not
     process: no/empty/too big/unreadable file, a photo, a video over the length limit, bad settings.
@@ -223,7 +229,7 @@ def analyse_image(
     *,
     threshold: float = 0.5,
     limits: DemoLimits = DemoLimits(),
-    batch_size: int = 32,
+    batch_size: Optional[int] = None,
 ) -> Analysis:
     """Score every face in a photo: the same computation as ``dldfd detect --threshold T`` on it."""
     path = check_upload(path, limits, "photo")
@@ -257,9 +263,13 @@ def verdict_text(row: Dict[str, Any]) -> str:
 
 
 def verdict_details(row: Dict[str, Any], strategy: str, threshold: float) -> str:
-    """How the verdict was reached (one short line for under the verdict)."""
+    """How the verdict was reached and how sure it is (a short paragraph for under the verdict).
+
+    The score is the confidence of the label (``row["score"]``): the share of the votes that agree
+    with it, or for ``mean`` the mean P(fake) (fake) / 1 - mean P(fake) (real)."""
     if row["label"] is None:
         return ""
+    unit = "faces" if row["kind"] == "image" else "frames"
     if row["kind"] == "image":
         rule = f"A face counts as fake at P(fake) ≥ {threshold:.2f}; the photo's verdict is the majority of its faces."
     elif strategy == "mean":
@@ -267,12 +277,17 @@ def verdict_details(row: Dict[str, Any], strategy: str, threshold: float) -> str
     else:
         rule = (f"Verdict: majority vote of the frames (the paper's rule; ties go by the mean); "
                 f"a frame votes fake at P(fake) ≥ {threshold:.2f}.")
+    if strategy == "mean" and row["kind"] != "image":
+        basis = "mean P(fake)" if row["label"] == LABEL_NAMES[FAKE] else "1 − mean P(fake)"
+    else:
+        basis = f"share of the {unit} that agree"
+    rule += f" Score {row['score']:.2f} ({basis})."
     if row["frames_without_face"]:
         rule += f" {row['frames_without_face']} sampled frame(s) had no face and did not vote."
     return rule
 
 
-def probability_plot_data(row: Dict[str, Any], threshold: float):
+def probability_plot_data(row: Dict[str, Any], threshold: float) -> "pd.DataFrame":
     """A long-form ``pandas.DataFrame`` (``time (s)``, ``P(fake)``, ``series``): one point per scored
     frame, and the threshold as a horizontal line over the same time span."""
     import pandas as pd
@@ -332,7 +347,7 @@ def draw_faces(image: Image.Image, records: Sequence[Dict[str, Any]], threshold:
         colour = FAKE_COLOUR if fake else REAL_COLOUR
         x1, y1, x2, y2 = record["box"]
         draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
-        label = f"#{number} {'fake' if fake else 'real'} {record['fake_prob']:.2f}"
+        label = f"#{number} {LABEL_NAMES[FAKE if fake else REAL]} {record['fake_prob']:.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
         text_w, text_h = right - left, bottom - top
         pad = max(2, width)
@@ -343,7 +358,7 @@ def draw_faces(image: Image.Image, records: Sequence[Dict[str, Any]], threshold:
     return canvas
 
 
-def faces_table(records: Sequence[Dict[str, Any]], threshold: float):
+def faces_table(records: Sequence[Dict[str, Any]], threshold: float) -> "pd.DataFrame":
     """One row per scored face (numbered as in :func:`draw_faces`), as a ``pandas.DataFrame``."""
     import pandas as pd
 
@@ -353,19 +368,25 @@ def faces_table(records: Sequence[Dict[str, Any]], threshold: float):
         rows.append([
             number,
             round(record["fake_prob"], 4),
-            "fake" if record["fake_prob"] >= threshold else "real",
+            LABEL_NAMES[FAKE if record["fake_prob"] >= threshold else REAL],
             round(record["face_score"], 4) if record["face_score"] is not None else None,
             ", ".join(f"{v:.0f}" for v in record["box"]),
         ])
     return pd.DataFrame(rows, columns=FACES_TABLE_COLUMNS)
 
 
-def write_records_json(row: Dict[str, Any], directory: Optional[PathLike] = None) -> Path:
-    """Write ``[row]`` exactly as ``dldfd detect --format json`` would, to ``<name>.dldfd.json`` in a
-    fresh folder (so concurrent users never share a file)."""
-    folder = Path(tempfile.mkdtemp(prefix="dldfd-demo-", dir=directory))
-    path = folder / f"{Path(row['path']).stem or 'upload'}.dldfd.json"
-    path.write_text(format_rows([row], "json"), encoding="utf-8")
+def write_records_json(row: Dict[str, Any], directory: PathLike) -> Path:
+    """Write ``[row]`` exactly as ``dldfd detect --format json`` would, to
+    ``<directory>/<name>.<random>.dldfd.json``, atomically; the random part keeps concurrent users
+    apart. Nothing else is created: no folder per request.
+
+    The app passes a folder inside Gradio's cache, so Gradio serves the file where it lies and
+    removes it on its ``delete_cache`` schedule; a long-running Space does not fill its disk.
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{Path(row['path']).stem or 'upload'}.{uuid.uuid4().hex[:8]}.dldfd.json"
+    atomic_write_text(path, format_rows([row], "json"))
     return path
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,18 +25,19 @@ from dldfd_hf.demo_utils import (
     REAL_COLOUR,
     DemoLimits,
     InputRejected,
+    analyse_image,
     analyse_video,
     check_num_frames,
     check_upload,
     draw_faces,
     faces_table,
-    load_detector,
+    load_demo_pipeline,
     probability_plot_data,
     resolve_model_spec,
+    verdict_details,
     verdict_text,
     write_records_json,
 )
-from dldfd_hf.loading import DEFAULT_MODEL
 from dldfd_hf.modeling_dldfd import DLDFDForImageClassification
 from tests.conftest import REPO_ROOT
 
@@ -75,7 +78,25 @@ def _load_app():
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model_dir):
+def tiny_pipeline(tiny_model_dir):
+    return load_demo_pipeline(str(tiny_model_dir), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def gradio_cache(tmp_path_factory):
+    """Gradio's cache (uploads, outputs) in a folder of this module's own while the app runs."""
+    folder = tmp_path_factory.mktemp("gradio-cache")
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("GRADIO_TEMP_DIR")
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = previous
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir, gradio_cache):
     """The demo served once for this module, with the model given the Space way ($DLDFD_MODEL):
     ``(Blocks, gradio_client.Client)``."""
     app = _load_app()
@@ -239,8 +260,69 @@ def test_both_tabs_share_one_bounded_queue(served):
     assert demo._queue.max_size == 5
 
 
-def test_video_progress_is_reported_stage_by_stage(tiny_model_dir, shared_data):
-    detector, notice = load_detector(str(tiny_model_dir), device="cpu")
+def test_records_files_stay_in_gradios_cache_and_go_with_it(served, gradio_cache, shared_data):
+    demo, client = served
+    system_temp = Path(tempfile.gettempdir())
+    temp_before = {p.name for p in system_temp.iterdir() if p.name.startswith("dldfd-demo-")}
+    before = set(gradio_cache.rglob("*.dldfd.json"))
+    returned = [_image(client, shared_data / TWO_PEOPLE)[-1] for _ in range(3)]
+    created = set(gradio_cache.rglob("*.dldfd.json")) - before
+    # One file per request, written where gradio serves it from (no copy, no folder per request),
+    # and nothing left in the system temp folder.
+    assert len(created) == 3 and {p.parent.name for p in created} == {"dldfd-records"}
+    assert len({Path(r).name for r in returned}) == 3
+    assert {p.name for p in system_temp.iterdir() if p.name.startswith("dldfd-demo-")} == temp_before
+    # Gradio counts them as files the app created: its delete_cache sweep (here: everything) removes them.
+    from gradio.route_utils import delete_files_created_by_app
+
+    delete_files_created_by_app(demo, None)
+    assert not any(path.exists() for path in created)
+
+
+def test_app_analytics_are_off_without_the_test_environment(monkeypatch):
+    monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
+    app = _load_app()
+    assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")  # even a stray opt-in does not reach the page
+    assert app.build_demo(None, "dldfd_tiny", DemoLimits()).analytics_enabled is False
+
+
+def test_app_without_a_model_exits_with_a_message(monkeypatch, tmp_path):
+    monkeypatch.delenv(MODEL_ENV, raising=False)
+    app = _load_app()
+    monkeypatch.setattr(app, "APP_DIR", tmp_path)  # no Space card beside the app
+    with pytest.raises(SystemExit, match=r"no model given: pass --model .* or set \$DLDFD_MODEL"):
+        app.main(["--port", str(_free_port())])
+
+
+def test_app_with_a_corrupt_model_exits_with_a_message(tiny_model_dir, tmp_path):
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    for path in tiny_model_dir.iterdir():
+        (broken / path.name).write_bytes(path.read_bytes())
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(SystemExit, match=f"demo/app.py: cannot load model folder .*{weights} is corrupt or truncated"):
+        _load_app().main(["--model", str(broken), "--port", str(_free_port())])
+
+
+def test_analyses_leave_the_batch_size_to_the_pipeline(tiny_pipeline, shared_data):
+    detector, _ = tiny_pipeline
+    batch_sizes = []
+
+    def spy(inputs, **kwargs):
+        batch_sizes.append(kwargs["batch_size"])
+        return detector(inputs, **kwargs)
+
+    analyse_image(spy, shared_data / TWO_PEOPLE)
+    analyse_video(spy, shared_data / GRID_CLIP, num_frames=2)
+    analyse_image(spy, shared_data / TWO_PEOPLE, batch_size=3)
+    # None: the pipeline picks its own (8 crops per pass on CPU, the faster choice there).
+    assert batch_sizes == [None, None, 3]
+
+
+def test_video_progress_is_reported_stage_by_stage(tiny_pipeline, shared_data):
+    detector, notice = tiny_pipeline
     assert notice is None  # a saved model folder: no random-weights warning on the page
     steps = []
     analysis = analyse_video(detector, shared_data / GRID_CLIP, num_frames=3,
@@ -249,12 +331,12 @@ def test_video_progress_is_reported_stage_by_stage(tiny_model_dir, shared_data):
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and len(steps) >= 3
     assert "Finding and scoring faces in 3 frames" in [text for _, text in steps]
     assert analysis.row["frames_used"] == len(analysis.crops) == 3
-    assert load_detector("dldfd_tiny", device="cpu")[1].startswith("dldfd_tiny was built with RANDOM weights")
+    assert load_demo_pipeline("dldfd_tiny", device="cpu")[1].startswith("dldfd_tiny was built with RANDOM weights")
 
 
 # --- helpers, without a server --------------------------------------------------------------------
-def _row(label, fake, used, mean, kind="video", without_face=0, error=None):
-    return {"path": "x", "kind": kind, "label": label, "score": None, "mean_prob": mean,
+def _row(label, fake, used, mean, kind="video", without_face=0, error=None, score=None):
+    return {"path": "x", "kind": kind, "label": label, "score": score, "mean_prob": mean,
             "votes": None if label is None else {"fake": fake, "real": used - fake},
             "frames_used": used, "frames_without_face": without_face, "frames": [], "error": error}
 
@@ -264,6 +346,17 @@ def test_verdict_text():
     assert verdict_text(_row("real", 1, 2, 0.25, kind="image")) == "REAL: 1 of 2 faces scored fake, mean 0.25"
     no_face = _row(None, 0, 0, None, without_face=8, error="no face found in any of the 8 sampled frames")
     assert verdict_text(no_face) == "No face found in any of the 8 sampled frames"
+
+
+def test_verdict_details_give_the_confidence_of_the_label():
+    real = _row("real", 1, 4, 0.3, score=0.75)
+    assert "Score 0.75 (share of the frames that agree)." in verdict_details(real, "majority", 0.5)
+    assert "Score 0.75 (share of the faces that agree)." in verdict_details({**real, "kind": "image"}, "majority", 0.5)
+    assert "Score 0.70 (1 − mean P(fake))." in verdict_details({**real, "score": 0.7}, "mean", 0.5)
+    fake = _row("fake", 3, 4, 0.8, score=0.8, without_face=2)
+    details = verdict_details(fake, "mean", 0.5)
+    assert "Score 0.80 (mean P(fake))." in details and "2 sampled frame(s) had no face" in details
+    assert verdict_details(_row(None, 0, 0, None), "majority", 0.5) == ""
 
 
 def test_plot_data_skips_frames_without_a_face():
@@ -316,15 +409,21 @@ def test_limits(tmp_path):
 
 
 def test_records_file_is_the_detect_json_format(tmp_path):
-    row = _row("fake", 1, 1, 0.9)
-    path = write_records_json(row, tmp_path)
-    assert path.name == "x.dldfd.json" and json.loads(path.read_text()) == [row]
-    assert write_records_json(row, tmp_path) != path  # one folder per call: concurrent users never collide
+    row = _row("fake", 1, 1, 0.9, score=1.0)
+    folder = tmp_path / "records"
+    path = write_records_json(row, folder)
+    assert path.parent == folder and re.fullmatch(r"x\.[0-9a-f]{8}\.dldfd\.json", path.name)
+    assert json.loads(path.read_text()) == [row]
+    again = write_records_json(row, folder)
+    assert again != path and again.parent == folder  # concurrent users never share a file
+    assert sorted(folder.iterdir()) == sorted([path, again])  # no folder per call, no temporaries
 
 
 def test_model_resolution_order(tmp_path, monkeypatch):
     monkeypatch.delenv(MODEL_ENV, raising=False)
-    assert resolve_model_spec(None, tmp_path) == DEFAULT_MODEL
+    assert resolve_model_spec(None, tmp_path) is None  # no default model: nothing is fetched implicitly
+    (tmp_path / "README.md").write_text("---\nsdk: gradio\n---\n# Space without a model\n")
+    assert resolve_model_spec(None, tmp_path) is None
     (tmp_path / "README.md").write_text("---\nsdk: gradio\nmodels:\n- org/from-card\n---\n# Space\n")
     assert resolve_model_spec(None, tmp_path) == "org/from-card"
     monkeypatch.setenv(MODEL_ENV, "org/from-env")
