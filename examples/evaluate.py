@@ -13,6 +13,12 @@ too (predictions gathered across processes).
 corpus has the methods for) from ONE pass over the split, and prints Table 2 with the paper's
 numbers beside ours.
 
+``--compare MODEL ...`` scores more models on the same rows and prints them in the same table, one
+row per protocol and model (e.g. a model trained on self-blended pseudo-fakes beside a supervised
+one: the cross-manipulation gain in one table)::
+
+    python examples/evaluate.py --model runs/sbi --compare runs/paper_c40 --data CORPUS --all-protocols
+
 Output JSON (``format`` "dldfd-eval/1"; ``examples/train.py`` writes one entry of ``results`` as
 ``results.json["test"]``)::
 
@@ -44,7 +50,8 @@ Output JSON (``format`` "dldfd-eval/1"; ``examples/train.py`` writes one entry o
                      "frame_tcr", "video_tcr", "frame_balanced_accuracy", "video_balanced_accuracy",
                      "frame_auc", "video_auc": float | null}   # ours, percent
         }
-      ]
+      ],
+      "compare": [{"model": str, "results": [...]}]   # --compare only: the same, per extra model
     }
 
 Video metrics group frames by (method, video_id); TCR is accuracy at the threshold, the video label
@@ -77,11 +84,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
     parser.add_argument("--model", required=True, help="model folder, training run/checkpoint, Hub id or architecture")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="MODEL",
+                        help="more models scored on the same rows, printed beside --model in one table")
     parser.add_argument("--data", required=True, help="corpus folder or Hub dataset id")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--protocol", default="combined", help="combined, single:<Method> or cross:<Method>")
     which.add_argument("--all-protocols", action="store_true", help="every Table 2 protocol the corpus supports")
-    parser.add_argument("--split", default="test", choices=("test", "validation"))
+    parser.add_argument("--split", default="test", choices=("test", "validation", "train"),
+                        help="train: e.g. for a model trained on pseudo-fakes, which never saw these fakes")
     parser.add_argument("--output", type=Path, help="write the metrics JSON here")
     parser.add_argument("--predictions", type=Path, help="also write per-frame predictions (CSV) of the whole split")
     parser.add_argument("--strategy", default="majority", choices=("majority", "mean"), help="video vote")
@@ -120,6 +130,12 @@ def frame_keys(dataset):
     return list(zip(read_column(dataset, "method"), read_column(dataset, "video_id"), read_column(dataset, "frame_index")))
 
 
+def model_labels(specs):
+    """Short names for the table: a folder's name (``runs/sbi`` -> ``sbi``), else the id as given."""
+    short = [Path(spec).name if Path(spec).exists() else spec for spec in specs]
+    return short if len(set(short)) == len(short) else list(specs)
+
+
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -130,7 +146,7 @@ def main(argv=None):
         corpus = load_corpus(args.data)
         protocols, skipped = select_protocols(args, corpus)
         views = {name: protocol_view(corpus, name).splits[args.split] for name in protocols}
-        model = load_detector(args.model)
+        models = [load_detector(spec) for spec in (args.model, *args.compare)]
     except (CorpusError, ModelLoadError, ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     for name, reason in skipped.items():
@@ -142,27 +158,32 @@ def main(argv=None):
     if args.max_samples and args.max_samples < len(union):
         rows = np.random.default_rng(0).choice(len(union), size=args.max_samples, replace=False)
         union = union.select(np.sort(rows))
-    loader = DataLoader(FrameDataset(union, FrameTransform.for_config(model.config)), batch_size=args.batch_size,
-                        shuffle=False, num_workers=args.num_workers, collate_fn=collate_frames)
-    model, loader = accelerator.prepare(model, loader)
-    predictions = predict(model, loader, accelerator, desc=f"{args.split} ({len(union)} frames)",
-                          expected_rows=len(union))
-
     union_keys = frame_keys(union)
     position = {key: i for i, key in enumerate(union_keys)}
     if len(position) != len(union_keys):
         raise SystemExit("error: the corpus has several rows for one (method, video_id, frame_index)")
-    results = []
-    for name in protocols:
-        view = views[name]
-        rows = [position.get(key) for key in frame_keys(view)]
-        present = np.array([i for i, r in enumerate(rows) if r is not None], dtype=np.int64)
-        picked = np.array([r for r in rows if r is not None], dtype=np.int64)
-        subset = Predictions(index=present, labels=predictions.labels[picked],
-                             fake_probs=predictions.fake_probs[picked],
-                             loss=predictions.loss if view is union else None)
-        results.append(evaluation_entry(name, args.split, view, subset, strategy=args.strategy,
-                                        threshold=args.threshold))
+
+    scored = []  # (results, predictions) per model, --model first
+    for spec, model in zip((args.model, *args.compare), models):
+        loader = DataLoader(FrameDataset(union, FrameTransform.for_config(model.config)), batch_size=args.batch_size,
+                            shuffle=False, num_workers=args.num_workers, collate_fn=collate_frames)
+        model, loader = accelerator.prepare(model, loader)
+        predictions = predict(model, loader, accelerator, desc=f"{spec}: {args.split} ({len(union)} frames)",
+                              expected_rows=len(union))
+        results = []
+        for name in protocols:
+            view = views[name]
+            rows = [position.get(key) for key in frame_keys(view)]
+            present = np.array([i for i, r in enumerate(rows) if r is not None], dtype=np.int64)
+            picked = np.array([r for r in rows if r is not None], dtype=np.int64)
+            subset = Predictions(index=present, labels=predictions.labels[picked],
+                                 fake_probs=predictions.fake_probs[picked],
+                                 loss=predictions.loss if view is union else None)
+            results.append(evaluation_entry(name, args.split, view, subset, strategy=args.strategy,
+                                            threshold=args.threshold))
+        scored.append((results, predictions))
+        accelerator.free_memory()
+    results, predictions = scored[0]
 
     if accelerator.is_main_process:
         report = {
@@ -175,6 +196,9 @@ def main(argv=None):
             "skipped_protocols": skipped,
             "results": results,
         }
+        if args.compare:
+            report["compare"] = [{"model": str(spec), "results": model_results}
+                                 for spec, (model_results, _) in zip(args.compare, scored[1:])]
         if args.output:
             args.output.parent.mkdir(parents=True, exist_ok=True)
             tmp = args.output.with_name(args.output.name + ".tmp")
@@ -182,7 +206,17 @@ def main(argv=None):
             tmp.replace(args.output)
         if args.predictions:
             write_predictions(args.predictions, union, predictions)
-        print(format_table2(entry["table2"] for entry in results), end="")
+        if args.compare:
+            # One row per protocol and model, in the usual Table 2 layout.
+            labels = model_labels([args.model, *args.compare])
+            rows = []
+            for i in range(len(protocols)):
+                for label, (model_results, _) in zip(labels, scored):
+                    row = model_results[i]["table2"]
+                    rows.append(dict(row, column=f"{row['column']} | {label}"))
+            print(format_table2(rows), end="")
+        else:
+            print(format_table2(entry["table2"] for entry in results), end="")
         if args.output:
             print(f"metrics written to {args.output}", file=sys.stderr)
     accelerator.end_training()

@@ -58,6 +58,13 @@ from dldfd_hf.training.evaluation import (
     write_predictions,
 )
 from dldfd_hf.training.modeling import build_model
+from dldfd_hf.training.pseudo_fakes import (
+    PseudoFakePairs,
+    expected_class_counts,
+    make_self_blender,
+    rows_used,
+    with_pseudo_fakes,
+)
 
 logger = get_logger(__name__)
 
@@ -91,9 +98,17 @@ def load_data(args):
         view = protocol_view(load_corpus(args.data), args.protocol)
     except (CorpusError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
-    train = subsample(view.train, args.max_train_samples, args.seed)
-    validation = subsample(view.validation, args.max_eval_samples, args.seed)
+    # sbi: no manipulation is seen, in training or in choosing the best epoch (validation on real
+    # rows against fixed pseudo-fakes, as SBI validates); the test split is scored as it is.
+    try:
+        train = subsample(rows_used(view.train, args.pseudo_fakes), args.max_train_samples, args.seed)
+        validation = subsample(rows_used(view.validation, args.pseudo_fakes), args.max_eval_samples, args.seed)
+    except ValueError as error:
+        raise SystemExit(f"error: protocol {view.name}: {error}") from None
     test = subsample(view.test, args.max_eval_samples, args.seed)
+    if args.pseudo_fakes != "none":
+        # Splits of real rows only (a build-faces corpus) are scored against fixed pseudo-fakes.
+        validation, test = with_pseudo_fakes(validation), with_pseudo_fakes(test)
     for name, split in (("train", train), ("validation", validation), ("test", test)):
         if len(split) == 0:
             raise SystemExit(f"error: protocol {view.name}: the {name} split of {args.data} is empty")
@@ -102,12 +117,16 @@ def load_data(args):
     if args.pos_weight == "auto":
         # The paper's weighted BCE: #real / #fake of the training frames. Balanced sampling already
         # equalises the classes, so it needs no weight.
+        # With pseudo-fakes: the classes as the sampler's draws turn out on average.
+        seen = expected_class_counts(counts["train"], args.pseudo_fakes, args.pseudo_fake_probability,
+                                     args.pseudo_fake_pairs)
         if args.balanced_sampling:
             pos_weight = None
-        elif counts["train"]["fake"] == 0:
-            raise SystemExit(f"error: protocol {view.name}: the training split has no fake frames")
+        elif seen["fake"] == 0:
+            raise SystemExit(f"error: protocol {view.name}: the training split has no fake frames "
+                             "(train on real faces alone with --pseudo_fakes sbi)")
         else:
-            pos_weight = counts["train"]["real"] / counts["train"]["fake"]
+            pos_weight = seen["real"] / seen["fake"]
     else:
         pos_weight = args.pos_weight
     return view.name, (train, validation, test), counts, pos_weight
@@ -234,18 +253,22 @@ def main(argv=None):
     eval_transform = FrameTransform.for_config(model.config)
     train_labels = train_split.select_columns(["label"])["label"]
     sampler = EpochSampler(train_labels, seed=args.seed, balanced=args.balanced_sampling)
+    if args.pseudo_fake_pairs:
+        sampler = PseudoFakePairs(sampler, train_labels)  # each real row, then its pseudo-fake
     loader_kwargs = dict(
         collate_fn=collate_frames,
         num_workers=args.num_workers,
         persistent_workers=args.num_workers > 0,
         pin_memory=torch.cuda.is_available(),
     )
+    # Self-blended pseudo-fakes are made in the workers too, decided by each sample's seed.
+    self_blender = make_self_blender(args.pseudo_fakes, args.pseudo_fake_probability)
     train_loader = DataLoader(
-        FrameDataset(train_split, train_transform), batch_size=args.batch_size, sampler=sampler,
+        FrameDataset(train_split, train_transform, self_blender), batch_size=args.batch_size, sampler=sampler,
         generator=torch.Generator().manual_seed(args.seed), **loader_kwargs,
     )
     val_loader, test_loader = (
-        DataLoader(FrameDataset(split, eval_transform), batch_size=args.eval_batch_size, shuffle=False,
+        DataLoader(FrameDataset(split, eval_transform, self_blender), batch_size=args.eval_batch_size, shuffle=False,
                    generator=torch.Generator().manual_seed(args.seed), **loader_kwargs)
         for split in (val_split, test_split)
     )

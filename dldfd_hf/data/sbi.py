@@ -23,14 +23,13 @@ Differences from the paper, and why:
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageChops, ImageFilter
 
 from .synth import FaceEllipse, Jitter, Manipulation, apply_transform, fill_polygon, jitter_matrix, jittered_copy
 
@@ -72,17 +71,23 @@ class MaskShape:
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "MaskShape":
+        u = rng.random(6 + 2 * len(HARMONICS)).tolist()  # one draw: this runs per training sample
+        waves = tuple((_lerp(u[6 + 2 * i], 0.0, 0.12 / k), _lerp(u[7 + 2 * i], 0.0, 2 * math.pi)) for i, k in enumerate(HARMONICS))
         return cls(
             # Mostly the whole face; a fifth of the time the mouth and chin only (SBI's partial hulls).
-            region="face" if rng.random() < 0.8 else "mouth",
+            region="face" if u[0] < 0.8 else "mouth",
             # SBI shrinks its hull by a blur-and-threshold; a random expansion covers that and more.
-            expand=(float(rng.uniform(0.75, 1.1)), float(rng.uniform(0.75, 1.1))),
-            waves=tuple((float(rng.uniform(0.0, 0.12 / k)), float(rng.uniform(0, 2 * math.pi))) for k in HARMONICS),
+            expand=(_lerp(u[1], 0.75, 1.1), _lerp(u[2], 0.75, 1.1)),
+            waves=waves,
             # SBI's blur kernels (5-25 px on a ~250 px face crop) are 1.5-6% of the face's half-width;
             # independent x and y radii stand for its random resizing of the mask.
-            feather=(float(rng.uniform(0.015, 0.08)), float(rng.uniform(0.015, 0.08))),
-            ratio=float(rng.choice(BLEND_RATIOS)),
+            feather=(_lerp(u[3], 0.015, 0.08), _lerp(u[4], 0.015, 0.08)),
+            ratio=BLEND_RATIOS[min(int(u[5] * len(BLEND_RATIOS)), len(BLEND_RATIOS) - 1)],
         )
+
+
+def _lerp(u: float, low: float, high: float) -> float:
+    return low + (high - low) * u
 
 
 def sbi_mask(landmarks: np.ndarray, size: tuple[int, int], shape: MaskShape, matrix: Optional[np.ndarray] = None) -> np.ndarray:
@@ -127,7 +132,7 @@ def _draw_mask(
     if max(radii) > 1.0:
         canvas = canvas.filter(ImageFilter.GaussianBlur((radii[0] / 2, radii[1] / 2)))
     if shape.ratio != 1.0:
-        canvas = canvas.point(_ratio_table(shape.ratio))
+        canvas = ImageChops.multiply(canvas, Image.new("L", canvas.size, round(255 * shape.ratio)))
     return canvas.resize(full_size, Image.Resampling.BILINEAR), box
 
 
@@ -143,11 +148,6 @@ def _wave_table(waves: tuple[tuple[float, float], ...]) -> np.ndarray:
     return (amplitude * np.cos(phase)) @ _SIN[:n] + (amplitude * np.sin(phase)) @ _COS[:n]
 
 
-@functools.lru_cache(maxsize=16)
-def _ratio_table(ratio: float) -> tuple[int, ...]:
-    return tuple(round(v * ratio) for v in range(256))
-
-
 def sbi_jitter(rng: np.random.Generator) -> Jitter:
     """A source jitter in SBI's ranges: RGB shift, brightness/contrast and saturation; a low-pass
     (down-and-up sampling), a sharpening or neither; a small rescale and shift (no rotation, as SBI).
@@ -155,18 +155,19 @@ def sbi_jitter(rng: np.random.Generator) -> Jitter:
     Unlike :meth:`Jitter.random` (which makes every synth-ffpp fake clearly visible) weak jitters are
     drawn too: a blend must be detectable from its boundary, not only from a colour cast.
     """
-    brightness = rng.uniform(-0.1, 0.1) * 255
-    contrast = 1 + rng.uniform(-0.1, 0.1)
-    detail = rng.random()
+    u = rng.random(14).tolist()  # one draw: this runs per training sample
+    brightness = _lerp(u[0], -0.1, 0.1) * 255
+    contrast = 1 + _lerp(u[1], -0.1, 0.1)
+    detail = u[2]
     return Jitter(
-        gains=tuple(float(contrast * g) for g in rng.uniform(0.95, 1.05, 3)),
-        offsets=tuple(float(brightness + o) for o in rng.uniform(-20, 20, 3)),
-        scale=float(rng.uniform(0.95, 1 / 0.95)),
+        gains=tuple(contrast * _lerp(v, 0.95, 1.05) for v in u[3:6]),
+        offsets=tuple(brightness + _lerp(v, -20, 20) for v in u[6:9]),
+        scale=_lerp(u[9], 0.95, 1 / 0.95),
         # SBI translates by up to 3% (x) / 1.5% (y) of the crop, ~0.1 / 0.05 eye distances on a 1.3x crop.
-        shift=(float(rng.uniform(-0.1, 0.1)), float(rng.uniform(-0.05, 0.05))),
-        saturation=float(rng.uniform(0.8, 1.2)),
-        downscale=float(rng.uniform(0.25, 0.5)) if detail < 0.35 else 1.0,
-        sharpen=float(rng.uniform(0.2, 0.8)) if detail > 0.65 else 0.0,
+        shift=(_lerp(u[10], -0.1, 0.1), _lerp(u[11], -0.05, 0.05)),
+        saturation=_lerp(u[12], 0.8, 1.2),
+        downscale=_lerp(u[13], 0.25, 0.5) if detail < 0.35 else 1.0,
+        sharpen=_lerp(u[13], 0.2, 0.8) if detail > 0.65 else 0.0,
     )
 
 
@@ -210,17 +211,33 @@ def self_blended_image(
     return Manipulation(np.asarray(blended), np.asarray(mask, dtype=np.float32) / np.float32(255.0))
 
 
-def _self_blend(image: Image.Image, landmarks: np.ndarray, params: SBIParams) -> tuple[Image.Image, Optional[tuple[Image.Image, tuple[int, int, int, int]]]]:
+def _self_blend(
+    image: Image.Image, landmarks: np.ndarray, params: SBIParams, in_place: bool = False
+) -> tuple[Image.Image, Optional[tuple[Image.Image, tuple[int, int, int, int]]]]:
     # The pseudo-fake, and its mask as drawn by _draw_mask (None: nothing was pasted). Only the
     # mask's box of the copy is computed, and pasted through the mask in one step.
     matrix = jitter_matrix(landmarks, params.jitter)
     drawn = _draw_mask(landmarks, image.size, params.mask, matrix)
-    out = image.copy()
     if drawn is not None:
         patch_mask, box = drawn
-        source, _ = jittered_copy(image, landmarks, params.jitter, box)
-        out.paste(source, box[:2], patch_mask)
-    return out, drawn
+        # Only where the moved copy has pixels: beyond the image's moved edges there is nothing to
+        # paste (the mask is cut there), and the copy stays one fast axis-aligned resampling.
+        (a, b, tx), (c, d, ty) = matrix.tolist()
+        inner = box
+        if b == 0 and c == 0:  # SBI's jitter has no rotation: the moved image's edges stay axis-aligned
+            x0, y0, x1, y1 = tx, ty, a * image.size[0] + tx, d * image.size[1] + ty
+            inner = (max(box[0], math.ceil(min(x0, x1))), max(box[1], math.ceil(min(y0, y1))),
+                     min(box[2], math.floor(max(x0, x1))), min(box[3], math.floor(max(y0, y1))))
+        if inner[0] >= inner[2] or inner[1] >= inner[3]:
+            return (image if in_place else image.copy()), None
+        if inner != box:
+            patch_mask = patch_mask.crop((inner[0] - box[0], inner[1] - box[1], inner[2] - box[0], inner[3] - box[1]))
+            drawn = patch_mask, inner
+        source, _ = jittered_copy(image, landmarks, params.jitter, inner, matrix)
+        out = image if in_place else image.copy()
+        out.paste(source, inner[:2], patch_mask)
+        return out, drawn
+    return (image if in_place else image.copy()), None
 
 
 # Mean MTCNN landmarks of a face crop (1.3x the MTCNN box, square), as fractions of the crop side;
@@ -257,15 +274,40 @@ class SelfBlender:
         landmarks: Optional[Sequence[Sequence[float]]],
         seed: int,
         key: Optional[object] = None,
+        in_place: bool = False,
     ) -> Optional[Image.Image]:
-        rng = np.random.default_rng([int(seed), 0x5B1])  # a stream of its own, apart from the flips
+        """The pseudo-fake of ``image`` with probability :attr:`probability`, else None (stays real).
+
+        ``in_place``: paste into ``image`` itself (saves a copy when the caller owns a fresh decode).
+        """
+        rng = self._rng(seed)
         if rng.random() >= self.probability:
             return None
+        return self._blend(image, landmarks, rng, key, in_place)
+
+    def blend(
+        self,
+        image: Image.Image,
+        landmarks: Optional[Sequence[Sequence[float]]],
+        seed: int,
+        key: Optional[object] = None,
+        in_place: bool = False,
+    ) -> Image.Image:
+        """Always the pseudo-fake (the one ``__call__`` makes for ``seed`` when it makes one)."""
+        rng = self._rng(seed)
+        rng.random()  # the coin of __call__: the same seed gives the same blend
+        return self._blend(image, landmarks, rng, key, in_place)
+
+    @staticmethod
+    def _rng(seed: int) -> np.random.Generator:
+        return np.random.default_rng([int(seed), 0x5B1])  # a stream of its own, apart from the flips
+
+    def _blend(self, image: Image.Image, landmarks, rng: np.random.Generator, key: Optional[object], in_place: bool) -> Image.Image:
         params = SBIParams.random(rng)
         if image.mode != "RGB":
-            image = image.convert("RGB")
+            image, in_place = image.convert("RGB"), True  # already a copy
         marks = self.landmarks(image, landmarks, key)
-        return _self_blend(image, marks, params)[0]
+        return _self_blend(image, marks, params, in_place)[0]
 
     def landmarks(self, image: Image.Image, landmarks: Optional[Sequence[Sequence[float]]], key: Optional[object] = None) -> np.ndarray:
         """The crop's landmarks: given, else detected (cached by ``key``), else the template."""

@@ -19,6 +19,7 @@ not the FF++ methods, only manipulations with comparable kinds of traces.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -122,9 +123,15 @@ class FaceEllipse:
     def outline(self, radial: Optional[np.ndarray] = None, points: int = 64) -> np.ndarray:
         """``(points, 2)`` outline; ``radial`` (one factor per point, going round from ``across``)
         scales each point's distance from the centre, deforming the ellipse into a star-shaped blob."""
-        angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
+        cos, sin = _unit_circle(points)
         scale = 1.0 if radial is None else np.asarray(radial, dtype=np.float64)
-        return self.centre + np.outer(scale * np.cos(angles) * self.a, self.across) + np.outer(scale * np.sin(angles) * self.b, self.down)
+        return self.centre + np.outer(scale * cos * self.a, self.across) + np.outer(scale * sin * self.b, self.down)
+
+
+@functools.lru_cache(maxsize=8)
+def _unit_circle(points: int) -> tuple[np.ndarray, np.ndarray]:
+    angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    return np.cos(angles), np.sin(angles)
 
 
 def fill_polygon(polygon: np.ndarray, size: tuple[int, int]) -> Image.Image:
@@ -245,7 +252,7 @@ class Jitter:
 
 
 # ITU-R BT.601 luma weights: the grey a saturation change pivots around.
-_LUMA = np.array([0.299, 0.587, 0.114])
+_LUMA = (0.299, 0.587, 0.114)
 
 
 def jitter_matrix(landmarks: np.ndarray, jitter: Jitter) -> np.ndarray:
@@ -275,12 +282,13 @@ def jittered_copy(
     landmarks: np.ndarray,
     jitter: Jitter,
     box: Optional[tuple[int, int, int, int]] = None,
+    matrix: Optional[np.ndarray] = None,
 ) -> tuple[Image.Image, np.ndarray]:
     """``image`` (HxWx3 uint8 or PIL RGB) moved, recoloured and blurred/sharpened by ``jitter`` about its face.
 
     Returns the copy (PIL RGB) and the 2x3 matrix that moved it (the copy's landmarks are
     ``apply_transform(matrix, landmarks)``). ``box`` ``(left, top, right, bottom)``: make only that
-    part of the copy. Every step is one C loop of PIL (resamplings, a colour matrix, filters), as
+    part of the copy; ``matrix``: ``jitter_matrix(landmarks, jitter)`` when the caller has it. Every step is one C loop of PIL (resamplings, a colour matrix, filters), as
     this runs once per training sample when pseudo-fakes are made on the fly. The steps are linear
     (up to rounding), so their order is chosen for speed: a ``downscale`` jitter resamples straight
     from the source to the low resolution and recolours there.
@@ -291,10 +299,12 @@ def jittered_copy(
     work_size = size
     if jitter.downscale < 1:
         work_size = (max(1, round(size[0] * jitter.downscale)), max(1, round(size[1] * jitter.downscale)))
-    matrix = jitter_matrix(landmarks, jitter)
+    matrix = jitter_matrix(landmarks, jitter) if matrix is None else matrix
     inverse = invert_transform(matrix)  # PIL maps output -> input
     # The box's corners in the input (a rotation-free similarity keeps boxes axis-aligned).
     (x0, y0), (x1, y1) = apply_transform(inverse, [[left, top], [right, bottom]])
+    # (rounding: a box cut to the moved image's edges maps back onto them up to ~1e-13)
+    x0, y0, x1, y1 = (v if abs(v - round(v)) > 1e-9 else float(round(v)) for v in (x0, y0, x1, y1))
     if jitter.rotation == 0 and 0 <= x0 < x1 <= pil.size[0] and 0 <= y0 < y1 <= pil.size[1]:
         out = pil.resize(work_size, Image.Resampling.BILINEAR, box=(x0, y0, x1, y1))  # separable: ~3x faster
     else:
@@ -303,10 +313,14 @@ def jittered_copy(
         if work_size != size:
             out = out.resize(work_size, Image.Resampling.BILINEAR)
     if jitter.gains != (1.0, 1.0, 1.0) or jitter.offsets != (0.0, 0.0, 0.0) or jitter.saturation != 1.0:
-        # Gains and offsets, then saturation about the grey, as one 3x4 colour matrix.
-        saturate = jitter.saturation * np.eye(3) + (1 - jitter.saturation) * np.outer(np.ones(3), _LUMA)
-        colour = np.hstack([saturate * np.asarray(jitter.gains), (saturate @ np.asarray(jitter.offsets))[:, None]])
-        out = out.convert("RGB", tuple(colour.ravel().tolist()))
+        # Gains and offsets, then saturation about the grey (S = s I + (1 - s) 1 luma^T), as one 3x4
+        # colour matrix [S diag(gains) | S offsets]; plain floats, as this runs per training sample.
+        s = jitter.saturation
+        colour = []
+        for i in range(3):
+            row = [s * (i == j) + (1 - s) * _LUMA[j] for j in range(3)]
+            colour += [row[j] * jitter.gains[j] for j in range(3)] + [sum(row[j] * jitter.offsets[j] for j in range(3))]
+        out = out.convert("RGB", tuple(colour))
     if work_size != size:
         out = out.resize(size, Image.Resampling.BILINEAR)
     if jitter.blur > 0:

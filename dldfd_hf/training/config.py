@@ -22,6 +22,7 @@ __all__ = ["ConfigError", "TrainingConfig", "build_arg_parser", "load_config", "
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 VIDEO_STRATEGIES = ("majority", "mean")
+PSEUDO_FAKE_MODES = ("none", "sbi", "sbi+ffpp")  # dldfd_hf.training.pseudo_fakes (kept import-free here)
 # Validation metrics a best model can be chosen by (flattened "<level>/<name>" keys of the results).
 SELECTABLE_METRICS = (
     "loss",
@@ -56,6 +57,15 @@ class TrainingConfig:
     """Draw training frames with equal probability per class (then ``pos_weight`` defaults to none)."""
     num_workers: int = 2
     """DataLoader worker processes (decoding + augmentation happen there)."""
+    pseudo_fakes: str = "none"
+    """Self-blended pseudo-fakes (SBI) made from real rows on the fly: ``none``; ``sbi`` (train on the
+    corpus's real rows only, e.g. a ``dldfd build-faces`` corpus of your own footage); ``sbi+ffpp``
+    (beside the corpus's fakes). See :mod:`dldfd_hf.training.pseudo_fakes`."""
+    pseudo_fake_probability: float = 0.5
+    """Chance that a real training row is turned into a pseudo-fake (with ``pseudo_fakes``)."""
+    pseudo_fake_pairs: bool = False
+    """SBI's batches instead: every real row drawn comes as it is AND as its pseudo-fake, side by side
+    (``pseudo_fake_probability`` is then unused). Keep ``batch_size`` even."""
 
     # --- model ----------------------------------------------------------------------------------
     model: str = "dldfd_resnet50"
@@ -141,6 +151,16 @@ class TrainingConfig:
             fail("pos_weight", f"must be 'auto', a positive number or none, got {self.pos_weight!r}")
         if isinstance(self.pos_weight, float) and self.pos_weight <= 0:
             fail("pos_weight", f"must be positive, got {self.pos_weight}")
+        if not 0.0 < self.pseudo_fake_probability <= 1.0:
+            fail("pseudo_fake_probability", f"is a probability in (0, 1], got {self.pseudo_fake_probability}")
+        _choice("pseudo_fakes", self.pseudo_fakes, PSEUDO_FAKE_MODES)
+        if self.pseudo_fake_pairs and self.pseudo_fakes == "none":
+            fail("pseudo_fake_pairs", "needs pseudo_fakes: sbi or sbi+ffpp")
+        if self.pseudo_fake_pairs and self.balanced_sampling:
+            fail("pseudo_fake_pairs", "pairs every real row once per epoch; it cannot be combined with balanced_sampling")
+        if self.pseudo_fakes == "sbi" and self.balanced_sampling:
+            fail("balanced_sampling", "cannot balance a corpus of real rows only (pseudo_fakes: sbi); "
+                 "pseudo_fake_probability sets the share of fakes")
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         _choice("video_strategy", self.video_strategy, VIDEO_STRATEGIES)

@@ -11,6 +11,7 @@ run was interrupted and resumed.
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -149,23 +150,67 @@ class FrameDataset(TorchDataset):
     predictions gathered from many processes can be matched back to their (method, video_id).
     A key may be a row number, or ``(row, flip_seed)`` as yielded by :class:`EpochSampler`: the
     seed drives this sample's random augmentation.
+
+    ``self_blender`` (a :class:`~dldfd_hf.data.sbi.SelfBlender`): a real row drawn with a seed
+    becomes a self-blended pseudo-fake (label 1) with the blender's probability, decided by that
+    seed; a key ``(row, seed, pseudo_fake)`` decides it instead (0 or 1; see
+    :class:`~dldfd_hf.training.pseudo_fakes.PseudoFakePairs`). Rows of method ``SelfBlended`` (see
+    :mod:`dldfd_hf.training.pseudo_fakes`) are always blended, with their row number as the seed.
     """
 
-    def __init__(self, dataset, transform: FrameTransform) -> None:
+    def __init__(self, dataset, transform: FrameTransform, self_blender: Optional[Any] = None) -> None:
         # Only the columns the model needs: the other columns are never read per item.
-        self.dataset = dataset.select_columns(["image", "label"])
+        columns = ["image", "label"]
+        # A copy per dataset: the blender caches detected landmarks by row number.
+        self.self_blender = copy.deepcopy(self_blender)
+        self._blended_method: Optional[int] = None
+        if self_blender is not None:
+            from .pseudo_fakes import PSEUDO_FAKE_METHOD
+
+            columns += [c for c in ("landmarks", "method") if c in dataset.column_names]
+            names = getattr(dataset.features.get("method"), "names", None) or []
+            if PSEUDO_FAKE_METHOD in names:
+                self._blended_method = names.index(PSEUDO_FAKE_METHOD)
+        self.dataset = dataset.select_columns(columns)
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Dict[str, Any]:
-        row, seed = key if isinstance(key, tuple) else (key, None)
-        item = self.dataset[int(row)]
+    def __getitem__(self, key: Union[int, Tuple[int, int], Tuple[int, int, int]]) -> Dict[str, Any]:
+        return self._sample(key, self.dataset[int(key[0] if isinstance(key, tuple) else key)], owned=True)
+
+    def __getitems__(self, keys: Sequence[Any]) -> List[Dict[str, Any]]:
+        """A batch (the DataLoader's path): a row drawn twice in a row, as a real / pseudo-fake pair
+        is, is decoded once."""
+        rows = [int(key[0] if isinstance(key, tuple) else key) for key in keys]
+        samples, item = [], None
+        for i, (key, row) in enumerate(zip(keys, rows)):
+            if i == 0 or rows[i - 1] != row:
+                item = self.dataset[row]
+            # The last sample of a run of one row may paste into the decoded image.
+            samples.append(self._sample(key, item, owned=i + 1 == len(rows) or rows[i + 1] != row))
+        return samples
+
+    def _sample(self, key: Any, item: Dict[str, Any], owned: bool) -> Dict[str, Any]:
+        row, seed, pseudo_fake = (tuple(key) + (None,))[:3] if isinstance(key, tuple) else (key, None, None)
+        image, label = item["image"], int(item["label"])
+        if self.self_blender is not None:
+            landmarks = item.get("landmarks")
+            # Blending pastes into the decoded image when nothing else will read it (``owned``),
+            # else into a copy.
+            if self._blended_method is not None and item.get("method") == self._blended_method:
+                image = self.self_blender.blend(image, landmarks, seed=int(row), key=int(row), in_place=owned)
+            elif seed is not None and label == 0 and pseudo_fake is None:
+                fake = self.self_blender(image, landmarks, seed=seed, key=int(row), in_place=owned)
+                if fake is not None:
+                    image, label = fake, 1
+            elif seed is not None and label == 0 and pseudo_fake:
+                image, label = self.self_blender.blend(image, landmarks, seed=seed, key=int(row), in_place=owned), 1
         rng = random.Random(seed) if seed is not None else None
         return {
-            "pixel_values": self.transform(item["image"], rng),
-            "labels": int(item["label"]),
+            "pixel_values": self.transform(image, rng),
+            "labels": label,
             "index": int(row),
         }
 
