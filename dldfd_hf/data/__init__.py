@@ -5,10 +5,10 @@ Only the light, dependency-free layout API is imported here; the builder and syn
 torch, PyAV and datasets, so import them from their modules.
 """
 
+from ..labels import LABEL_NAMES  # re-exported: 0 = real, 1 = fake, defined once in dldfd_hf.labels
 from .ffpp import (
     COMPRESSIONS,
     DEFAULT_METHODS,
-    LABEL_NAMES,
     METHOD_NAMES,
     OPTIONAL_METHODS,
     SPLITS,

@@ -24,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+from ..labels import FAKE, LABEL_NAMES, REAL
+
 PathLike = Union[str, Path]
 
 COMPRESSIONS = ("raw", "c23", "c40")
@@ -32,7 +34,6 @@ OPTIONAL_METHODS = ("DeepFakeDetection", "FaceShifter")
 ORIGINAL = "original"
 # ClassLabel names of the corpus ``method`` column: append only, never reorder (stored ids).
 METHOD_NAMES = (ORIGINAL, *DEFAULT_METHODS, *OPTIONAL_METHODS)
-LABEL_NAMES = ("real", "fake")
 SPLITS = ("train", "validation", "test")
 SPLIT_FILES = {"train": "train.json", "validation": "val.json", "test": "test.json"}
 # Column order and abbreviations of the paper's Table 1.
@@ -76,8 +77,8 @@ class FFPPVideo:
 
     @property
     def label(self) -> int:
-        """0 = real, 1 = fake."""
-        return 0 if self.method == ORIGINAL else 1
+        """0 = real, 1 = fake (:mod:`dldfd_hf.labels`)."""
+        return REAL if self.method == ORIGINAL else FAKE
 
     @property
     def key(self) -> str:

@@ -16,7 +16,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from datasets import Dataset, DatasetDict
 
-from .ffpp import LABEL_NAMES, ORIGINAL, SPLITS
+from ..labels import LABEL_NAMES
+from .ffpp import ORIGINAL, SPLITS
 
 PROTOCOL_KINDS = ("combined", "single", "cross")
 
