@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .build_ffpp import _frames
+from ._args import frames_per_video
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("input_dir", help="folder of videos and photos (searched recursively)")
     parser.add_argument("output", help="corpus folder (created; an unfinished one is resumed)")
-    parser.add_argument("--frames-per-video", type=_frames, default=32, help="evenly spaced frames per video, or 'all' (default 32)")
+    parser.add_argument("--frames-per-video", type=frames_per_video, default=32, help="evenly spaced frames per video, or 'all' (default 32)")
     parser.add_argument("--crop-size", type=int, default=224, help="side of the stored face crops (default 224)")
     parser.add_argument("--image-format", choices=["png", "jpeg"], default="png", help="crop encoding (default png, lossless)")
     parser.add_argument(

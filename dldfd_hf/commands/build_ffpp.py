@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, OPTIONAL_METHODS
+from ._args import frames_per_video
 
 if TYPE_CHECKING:
     from ..data.build import BuildConfig
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--methods", nargs="+", metavar="METHOD", choices=DEFAULT_METHODS + OPTIONAL_METHODS, help="manipulation methods (default: the four FF++ methods)"
     )
-    build.add_argument("--frames-per-video", type=_frames, default=_UNSET, help="evenly spaced frames per video, or 'all' (default 32)")
+    build.add_argument("--frames-per-video", type=frames_per_video, default=_UNSET, help="evenly spaced frames per video, or 'all' (default 32)")
     build.add_argument("--crop-size", type=int, help="side of the stored face crops (default 224)")
     build.add_argument("--image-format", choices=["png", "jpeg"], help="crop encoding (default png, lossless)")
     build.add_argument("--jpeg-quality", type=int, help="JPEG quality (default 95)")
@@ -65,18 +66,6 @@ def _add_publish_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--push-to-hub", metavar="REPO_ID", help="upload to a PRIVATE Hub dataset repo (FF++ may not be redistributed); token from HF_TOKEN / hf auth login"
     )
-
-
-def _frames(value: str) -> Optional[int]:
-    if value == "all":
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of frames or 'all', got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"frames per video must be >= 1, got {n}")
-    return n
 
 
 def resolve_options(args: argparse.Namespace) -> tuple[BuildConfig, tuple[str, ...]]:
