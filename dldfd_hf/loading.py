@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ModelLoadError",
     "RandomWeightsWarning",
+    "looks_like_hub_id",
     "resolve_model_source",
     "load_model",
     "load_video_pipeline",
@@ -45,6 +46,23 @@ class RandomWeightsWarning(UserWarning):
     """A model was built from an architecture name: its weights are random, its predictions meaningless."""
 
 
+def looks_like_hub_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a Hub repo id ('org/name') rather than of a local path.
+
+    Shared by model and corpus arguments, so both tell ids from paths the same way. It says nothing
+    about whether the repo exists.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if text.count("/") != 1 or text.startswith((".", "~", "/")) or "\\" in text:
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
 def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
     """What ``spec`` names, without loading anything (raises :class:`ModelLoadError` when it can name nothing)."""
     import timm
@@ -53,13 +71,11 @@ def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
     path = Path(text).expanduser()
     if path.is_dir():
         return "folder"
-    if path.exists() or text.startswith(("/", ".", "~")) or text.count("/") > 1 or (os.sep != "/" and os.sep in text):
+    if text.startswith(HUB_PREFIX) or (looks_like_hub_id(text) and not path.exists()):
+        return "hub"
+    if path.exists() or "/" in text or (os.sep != "/" and os.sep in text):
         reason = "a file, not a folder" if path.exists() else "no such directory"
         raise ModelLoadError(f"{text!r} is not a model folder ({reason})")
-    if text.startswith(HUB_PREFIX):
-        return "hub"
-    if "/" in text:
-        return "hub"
     architectures = timm.list_models("dldfd_*")
     if text in architectures:
         return "architecture"

@@ -59,7 +59,6 @@ is the majority vote of its frames (``--strategy mean``: the mean probability).
 """
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -70,6 +69,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
+from dldfd_hf._io import atomic_write_json
 from dldfd_hf.data.protocols import corpus_methods, parse_protocol, protocol_view
 from dldfd_hf.loading import ModelLoadError
 from dldfd_hf.metrics.paper import TABLE2_PROTOCOLS, format_table2
@@ -200,10 +200,7 @@ def main(argv=None):
             report["compare"] = [{"model": str(spec), "results": model_results}
                                  for spec, (model_results, _) in zip(args.compare, scored[1:])]
         if args.output:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.output.with_name(args.output.name + ".tmp")
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
-            tmp.replace(args.output)
+            atomic_write_json(args.output, report, indent=2)
         if args.predictions:
             write_predictions(args.predictions, union, predictions)
         if args.compare:

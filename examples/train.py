@@ -18,7 +18,6 @@ Writes into OUTPUT_DIR:
     predictions_test.csv    per-frame test predictions (``save_predictions``)
 """
 
-import json
 import logging
 import math
 import os
@@ -36,6 +35,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from dldfd_hf._io import atomic_write_json
 from dldfd_hf.data.protocols import protocol_view
 from dldfd_hf.hub import save_model_folder, write_folder
 from dldfd_hf.loading import ModelLoadError
@@ -173,9 +173,7 @@ def write_results(path, args, protocol, counts, pos_weight, state, num_processes
         "validation_history": state.history,
         "test": test,
     }
-    tmp = Path(path).with_name("results.json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_json(path, results, indent=2)
 
 
 def requested_trackers(args):

@@ -146,6 +146,18 @@ def test_video_metrics_majority_vote_and_mean_prob_auc():
     assert result["num_videos"] != len({i for i in ids})
 
 
+def test_video_metrics_break_exact_ties_by_the_mean_probability():
+    """Two fake votes and two real ones: the verdict follows the mean, as dldfd_hf.voting (and the paper) decide."""
+    probs = [0.9, 0.95, 0.1, 0.2,    # tie, mean 0.5375 -> fake
+             0.6, 0.55, 0.05, 0.1]   # tie, mean 0.325 -> real
+    labels = [1] * 4 + [0] * 4
+    methods, ids = ["Deepfakes"] * 4 + ["original"] * 4, ["000_003"] * 4 + ["000"] * 4
+    result = video_metrics(labels, probs, methods, ids)
+    assert result["tcr"] == 1.0 and result["balanced_accuracy"] == 1.0
+    flipped = video_metrics([0] * 4 + [1] * 4, probs, ["original"] * 4 + ["Deepfakes"] * 4, ids[::-1])
+    assert flipped["tcr"] == 0.0
+
+
 def test_per_method_breakdown():
     methods, ids, labels, probs = _columns()
     breakdown = deepfake_metrics(labels, probs, methods, ids)["per_method"]

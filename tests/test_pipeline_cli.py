@@ -18,7 +18,7 @@ import dldfd_hf
 from dldfd_hf.cli import main
 from dldfd_hf.commands.detect import format_rows
 from dldfd_hf.faces import FaceCropper
-from dldfd_hf.loading import ModelLoadError, RandomWeightsWarning, load_model, resolve_model_source
+from dldfd_hf.loading import ModelLoadError, RandomWeightsWarning, load_model, looks_like_hub_id, resolve_model_source
 from dldfd_hf.pipelines import VIDEO_DETECT_SIZE, VIDEO_MIN_FACE_SIZE, DeepfakeVideoDetectionPipeline
 from dldfd_hf.video import evenly_spaced_indices, sample_frames, write_video
 from dldfd_hf.voting import vote
@@ -336,3 +336,18 @@ def test_cli_bad_arguments(capsys, tmp_path):
     assert caught.value.code == 2 and "positive integer" in capsys.readouterr().err
     code, _, err = _detect(capsys, tmp_path, "--model", "dldfd_tiny")  # an empty folder
     assert code == 2 and "no image or video files" in err
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("org/name", True), ("org/name-v1.2", True), ("name", False), ("a/b/c", False), ("./org/name", False),
+     ("~/models", False), ("/abs/path", False), ("org/", False), ("org/na me", False), ("org\\name", False)],
+)
+def test_hub_ids_are_told_from_paths_the_same_way_for_models_and_corpora(text, expected):
+    from dldfd_hf.training.data import CorpusError, load_corpus
+
+    assert looks_like_hub_id(text) is expected
+    if not expected and not Path(text).expanduser().exists():
+        # Neither a folder nor an id: the corpus loader does not try the Hub.
+        with pytest.raises(CorpusError, match="neither a folder nor a Hub dataset id"):
+            load_corpus(text)

@@ -1,6 +1,6 @@
 """Deepfake detection metrics: plain functions (:mod:`.core`) and ``evaluate`` modules over them.
 
-``import dldfd_hf.metrics`` is cheap: ``evaluate`` (~4 s to import) is only imported by :func:`load`.
+``import dldfd_hf.metrics`` does not import ``evaluate``; :func:`load` does, on first use.
 
 >>> from dldfd_hf.metrics import frame_metrics
 >>> frame_metrics([0, 1, 1], [0.2, 0.9, 0.4])["tcr"]

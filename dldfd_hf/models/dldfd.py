@@ -6,7 +6,7 @@ Output: one logit per image, the "fake" score (label 0 = real, 1 = fake).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Optional
 
 import torch
 from torch import nn

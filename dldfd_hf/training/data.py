@@ -23,6 +23,8 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 from torchvision.transforms.v2 import functional as F
 
+from ..loading import looks_like_hub_id
+
 __all__ = [
     "CorpusError",
     "EpochSampler",
@@ -70,7 +72,7 @@ def load_corpus(path_or_id: Union[str, Path]):
                     f"{text!r} is not a saved corpus (no dataset_dict.json / dataset_info.json, no Parquet "
                     f"files): build one with `dldfd build-ffpp ROOT {text}` ({error})"
                 ) from None
-    elif _looks_like_hub_id(text):
+    elif looks_like_hub_id(text):
         try:
             corpus = datasets.load_dataset(text)
         except Exception as error:  # offline, missing repo, no access: all surface as different types
@@ -89,11 +91,6 @@ def load_corpus(path_or_id: Union[str, Path]):
                 f"corpus {text!r} split {split!r} lacks column(s) {missing}; it has {ds.column_names}"
             )
     return corpus
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "~")) and "\\" not in text
 
 
 def read_column(dataset, name: str) -> List[Any]:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._io import atomic_path
 from ..metrics.core import FRAME_METRICS, VIDEO_METRICS, deepfake_metrics
 from ..models.dldfd import fake_probabilities
 from .data import read_column
@@ -129,16 +130,13 @@ def flatten_metrics(result: Dict[str, Any]) -> Dict[str, float]:
 def write_predictions(path: Union[str, Path], dataset: Any, predictions: Predictions) -> Path:
     """Per-frame CSV: row, method, video_id, frame_index, label, fake_prob."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = predictions.index
     columns = {name: np.asarray(read_column(dataset, name), dtype=object)[rows]
                for name in ("method", "video_id", "frame_index") if name in dataset.column_names}
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", *columns, "label", "fake_prob"])
         for i, row in enumerate(rows):
             writer.writerow([int(row), *(columns[c][i] for c in columns), int(predictions.labels[i]),
                              f"{predictions.fake_probs[i]:.6f}"])
-    tmp.replace(path)
     return path
