@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, load_from_disk
+from safetensors.torch import load_file
+from datasets import load_from_disk
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
@@ -261,20 +262,47 @@ def footage_corpus(shared_data, tmp_path_factory) -> Path:
     return root / "corpus"
 
 
+def sbi_args(corpus: Path, output: Path, *extra: str) -> list[str]:
+    """examples/configs/sbi.yaml with the tiny model at 64 px, from scratch, on CPU."""
+    return [
+        "--config", str(REPO_ROOT / "examples" / "configs" / "sbi.yaml"), "--data", str(corpus), "--output_dir", str(output),
+        "--model", "dldfd_tiny", "--image_size", "64", "--pretrained_backbone", "false", "--mixed_precision", "no",
+        "--cpu", "true", "--num_workers", "1", "--batch_size", "32", "--learning_rate", "3e-3", "--warmup_steps", "0",
+        "--seed", "0", "--metric_for_best_model", "loss", "--logging_steps", "1000", *extra,
+    ]
+
+
 @pytest.fixture(scope="module")
 def sbi_run(footage_corpus, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("sbi-run") / "run"
-    argv = [
-        "--config", str(REPO_ROOT / "examples" / "configs" / "sbi.yaml"), "--data", str(footage_corpus), "--output_dir", str(output),
-        # the tiny model at 64 px, from scratch, on CPU
-        "--model", "dldfd_tiny", "--image_size", "64", "--pretrained_backbone", "false", "--mixed_precision", "no",
-        "--cpu", "true", "--num_workers", "1", "--batch_size", "32", "--epochs", "60",
-        "--learning_rate", "3e-3", "--warmup_steps", "0", "--seed", "0",
-        "--metric_for_best_model", "loss", "--checkpointing_steps", "none", "--logging_steps", "1000",
-    ]
     with torch_threads(1):  # one thread trains this model fastest on a shared 2-core machine
-        run_example("train", argv)
+        run_example("train", sbi_args(footage_corpus, output, "--epochs", "60", "--checkpointing_steps", "none"))
     return output
+
+
+def test_sbi_training_resumes_exactly_and_validates_on_pseudo_fakes(footage_corpus, tmp_path):
+    """Pseudo-fakes are a function of (seed, epoch, position): a run resumed mid-epoch ends with the
+    same weights and the same validation history as an uninterrupted one."""
+    extra = ("--epochs", "2", "--batch_size", "16", "--checkpoints_total_limit", "none")
+    full = tmp_path / "full"
+    with torch_threads(1):
+        run_example("train", sbi_args(footage_corpus, full, *extra, "--checkpointing_steps", "13"))
+        checkpoint = full / "checkpoints" / f"step_{13:08d}"
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        assert (state["epoch"], state["batches_in_epoch"]) == (1, 3)  # mid-epoch: 10 pair batches per epoch
+        resumed = tmp_path / "resumed"
+        run_example("train", sbi_args(footage_corpus, resumed, *extra, "--checkpointing_steps", "none",
+                                      "--resume_from_checkpoint", str(checkpoint)))
+    final, reference = load_file(resumed / "last" / "model.safetensors"), load_file(full / "last" / "model.safetensors")
+    assert final.keys() == reference.keys() and all(torch.equal(final[k], reference[k]) for k in reference)
+    ours, theirs = (json.loads((run / "results.json").read_text()) for run in (resumed, full))
+    assert ours["validation_history"] == theirs["validation_history"]
+    # 78 real training crops, each as itself and as its pseudo-fake; validation and test: the held-out
+    # clips' real crops against their own fixed pseudo-fakes.
+    assert theirs["class_counts"]["train"] == {"real": 78, "fake": 0} and theirs["pos_weight"] == 1.0
+    validation = theirs["validation_history"][-1]["validation"]
+    assert set(validation["per_method"]) == {"original", PSEUDO_FAKE_METHOD}
+    assert validation["frame"]["num_real"] == validation["frame"]["num_fake"] > 0
 
 
 @pytest.mark.slow
@@ -302,15 +330,17 @@ def test_sbi_trained_tiny_model_detects_face_swaps_it_never_saw(sbi_run, synth_f
     scores, labels, methods = np.array(scores), np.array(labels), np.array(methods)
     swaps = np.isin(methods, ["original", "Deepfakes", "FaceSwap"])
     auc = roc_auc_score(labels[swaps], scores[swaps])
-    print(f"SBI-trained dldfd_tiny: face-swap AUC {auc:.3f} ({(labels[swaps] == 0).sum()} real vs {(labels[swaps] == 1).sum()} swapped frames)")
+    with capsys.disabled():
+        print(f"\nSBI-trained dldfd_tiny: face-swap AUC {auc:.3f} ({(labels[swaps] == 0).sum()} real vs {(labels[swaps] == 1).sum()} swapped frames)")
     assert auc >= 0.7, f"face-swap AUC {auc:.3f}: not clearly above chance (0.5)"
 
     # evaluate.py --compare: the SBI model beside another (here the untrained architecture) on every
     # protocol, in one table and one JSON.
     capsys.readouterr()
     output = tmp_path / "compare.json"
-    run_example("evaluate", ["--model", str(sbi_run / "last"), "--compare", "dldfd_tiny", "--data", str(synth_ffpp_corpus),
-                             "--all-protocols", "--output", str(output), "--num_workers", "0", "--cpu"])
+    with pytest.warns(UserWarning, match="RANDOM weights"):
+        run_example("evaluate", ["--model", str(sbi_run / "last"), "--compare", "dldfd_tiny", "--data", str(synth_ffpp_corpus),
+                                 "--all-protocols", "--output", str(output), "--num_workers", "0", "--cpu"])
     table = capsys.readouterr().out
     report = json.loads(output.read_text())
     assert [c["model"] for c in report["compare"]] == ["dldfd_tiny"]
