@@ -6,14 +6,33 @@ import argparse
 from typing import Optional
 
 
+def positive_int(value: str) -> int:
+    """An integer >= 1 (counts, batch sizes, processes)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def probability(value: str) -> float:
+    """A number in [0, 1] (thresholds)."""
+    try:
+        p = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= p <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}")
+    return p
+
+
 def frames_per_video(value: str) -> Optional[int]:
     """``--frames-per-video``: a positive number of evenly spaced frames, or ``all`` (None)."""
     if value == "all":
         return None
     try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of frames or 'all', got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"frames per video must be >= 1, got {n}")
-    return n
+        return positive_int(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number of frames (>= 1) or 'all', got {value!r}") from None

@@ -18,6 +18,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ._args import positive_int, probability
+
 logger = logging.getLogger(__name__)
 
 FORMATS = ("table", "json", "csv")
@@ -43,14 +45,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="(required) local model folder, Hub id, or a DLDFD architecture name such as dldfd_tiny "
              "(random weights: smoke tests only)",
     )
-    parser.add_argument("--frames", type=_positive_int, default=32, metavar="N", help="frames sampled per video (32)")
+    parser.add_argument("--frames", type=positive_int, default=32, metavar="N", help="frames sampled per video (32)")
     parser.add_argument("--strategy", choices=("majority", "mean"), default="majority",
                         help="frame votes -> verdict: majority (the paper; ties by mean probability) or mean")
-    parser.add_argument("--threshold", type=_probability, default=0.5, help="P(fake) at which a face counts as fake (0.5)")
+    parser.add_argument("--threshold", type=probability, default=0.5, help="P(fake) at which a face counts as fake (0.5)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (table)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the results here instead of stdout")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")
-    parser.add_argument("--batch-size", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="face crops per forward pass (default: 8 on CPU, 64 on GPU)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
@@ -196,23 +198,3 @@ def _num(value: Optional[float], missing: str = "") -> str:
 
 def _error(message: str) -> None:
     print(f"dldfd detect: error: {message}", file=sys.stderr)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value

@@ -17,13 +17,8 @@ import datasets
 import evaluate
 
 from dldfd_hf.metrics.core import frame_metrics
+from dldfd_hf.metrics.paper import CITATION
 
-_CITATION = """\
-@misc{singh_dldfd,
-  title={DLDFD: Recurrence Free 2D Convolution Approach for Deep Fake Detection},
-  author={Singh, Jag Mohan and Ramachandra, Raghavendra}
-}
-"""
 
 
 class DeepfakeFrameMetrics(evaluate.Metric):
@@ -31,7 +26,7 @@ class DeepfakeFrameMetrics(evaluate.Metric):
         return evaluate.MetricInfo(
             module_type="metric",
             description=__doc__,
-            citation=_CITATION,
+            citation=CITATION,
             inputs_description="predictions: P(fake) per frame (float); references: 0 = real, 1 = fake.",
             features=datasets.Features(
                 {"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}

@@ -24,13 +24,8 @@ import datasets
 import evaluate
 
 from dldfd_hf.metrics.core import deepfake_metrics
+from dldfd_hf.metrics.paper import CITATION
 
-_CITATION = """\
-@misc{singh_dldfd,
-  title={DLDFD: Recurrence Free 2D Convolution Approach for Deep Fake Detection},
-  author={Singh, Jag Mohan and Ramachandra, Raghavendra}
-}
-"""
 
 
 class DeepfakeVideoMetrics(evaluate.Metric):
@@ -38,7 +33,7 @@ class DeepfakeVideoMetrics(evaluate.Metric):
         return evaluate.MetricInfo(
             module_type="metric",
             description=__doc__,
-            citation=_CITATION,
+            citation=CITATION,
             inputs_description=(
                 "predictions: P(fake) per frame; references: 0 = real, 1 = fake; "
                 "methods: manipulation method per frame; video_ids: video id per frame."

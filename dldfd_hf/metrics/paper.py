@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-__all__ = ["PAPER_TCR", "TABLE2_PROTOCOLS", "format_table2", "table2_row"]
+__all__ = ["CITATION", "PAPER_TCR", "TABLE2_PROTOCOLS", "format_table2", "table2_row"]
+
+CITATION = """\
+@inproceedings{singh2022dldfd,
+  title     = {{DLDFD}: Recurrence Free {2D} Convolution Approach for Deep Fake Detection},
+  author    = {Singh, Jag Mohan and Ramachandra, Raghavendra},
+  booktitle = {Proceedings of the 17th International Joint Conference on Computer Vision, Imaging and Computer Graphics Theory and Applications (VISAPP)},
+  year      = {2022},
+  doi       = {10.5220/0010880500003124}
+}
+"""
 
 # Protocol -> (Table 2 section, column as printed in the paper, the paper's TCR %).
 TABLE2: Dict[str, tuple] = {
