@@ -38,6 +38,19 @@ def hub_cache(hf_home: Path) -> LocalHubCache:
     return LocalHubCache(hf_home / "hub")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``).
+
+    MTCNN and tiny-model training run thousands of small ops: on the shared 2-core CI machine a
+    second intra-op thread mostly waits for the first. Results do not depend on it, only the time.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real faces and talking-face videos); tests needing it skip when absent."""

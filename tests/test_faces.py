@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from dldfd_hf.faces import Face, FaceCropper, square_crop_box
@@ -22,14 +21,7 @@ ASTRONAUT = "faces/scikit-image_pkg/astronaut.png"  # one face, 512x512
 MULTIFACE = "faces/facenet-pytorch/data_multiface.jpg"  # a group photo
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # MTCNN runs thousands of tiny ops; on the shared 2-core CI machine a second intra-op thread
-    # mostly waits for the first. Results do not depend on it, only the test time does.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MTCNN: see conftest
 
 
 @pytest.fixture(scope="module")

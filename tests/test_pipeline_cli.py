@@ -28,13 +28,7 @@ PHOTO = "faces/scikit-image_pkg/astronaut.png"
 MULTIFACE = "faces/facenet-pytorch/data_multiface.jpg"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # See tests/test_faces.py: MTCNN's tiny ops run faster on one thread on the shared CI machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MTCNN: see conftest
 
 
 @pytest.fixture(scope="module")
