@@ -10,6 +10,7 @@ frames inside one GOP cost one forward pass, never 32 seeks. On the way to a wan
 decoder skips the frames nothing references (most B-frames).
 
 >>> frames = sample_frames("talk.mp4", num_frames=32)       # [Frame(index, time, image), ...]
+>>> for frame in iter_sampled_frames("talk.mp4", 32): ...    # the same frames, one at a time
 >>> for frame in iter_frames("talk.mp4", step=5): ...        # streamed, bounded memory
 """
 
@@ -34,6 +35,7 @@ __all__ = [
     "VideoReader",
     "probe",
     "sample_frames",
+    "iter_sampled_frames",
     "iter_frames",
     "evenly_spaced_indices",
     "write_video",
@@ -181,17 +183,25 @@ class VideoReader:
     # --- random access ---------------------------------------------------------------------
     def sample(self, num_frames: int = 32) -> List[Frame]:
         """``num_frames`` evenly spaced frames (see :func:`evenly_spaced_indices`)."""
-        return self.read(evenly_spaced_indices(self.frame_count, num_frames))
+        return list(self.iter_sample(num_frames))
+
+    def iter_sample(self, num_frames: int = 32) -> Iterator[Frame]:
+        """:meth:`sample`, one frame at a time: only the frame being returned is held in memory."""
+        return self.iter_read(evenly_spaced_indices(self.frame_count, num_frames))
 
     def read(self, indices: Sequence[int]) -> List[Frame]:
         """The frames at ``indices`` (returned sorted, duplicates removed)."""
+        return list(self.iter_read(indices))
+
+    def iter_read(self, indices: Sequence[int]) -> Iterator[Frame]:
+        """:meth:`read`, one frame at a time. The indices are checked now, not at the first ``next()``."""
         index = self._frame_index()
         targets = sorted({int(i) for i in indices})
         if targets and (targets[0] < 0 or targets[-1] >= len(index)):
             raise IndexError(f"{self.path}: frame indices must lie in [0, {len(index)}), got {targets[0]}..{targets[-1]}")
         # Every wanted frame is decoded even if the decoder sees it while looking for an earlier one.
         self._wanted_pts = set() if index.pts is None else {int(index.pts[t]) for t in targets}
-        return [self._read_one(target) for target in targets]
+        return (self._read_one(target) for target in targets)
 
     def _read_one(self, target: int) -> Frame:
         index = self._frame_index()
@@ -295,8 +305,26 @@ def probe(path: PathLike) -> VideoInfo:
 
 def sample_frames(path: PathLike, num_frames: int = 32) -> List[Frame]:
     """``num_frames`` evenly spaced frames of a video (keyframe-aware seeking, see module doc)."""
-    with VideoReader(path) as reader:
-        return reader.sample(num_frames)
+    return list(iter_sampled_frames(path, num_frames))
+
+
+def iter_sampled_frames(path: PathLike, num_frames: int = 32) -> Iterator[Frame]:
+    """:func:`sample_frames` streamed: the frames come one at a time, so memory does not grow with
+    ``num_frames``. The file is opened and indexed now (errors are raised here, not at the first
+    ``next()``); it is closed when the iterator is exhausted or closed.
+    """
+    reader = VideoReader(path)
+    try:
+        frames = reader.iter_sample(num_frames)
+    except BaseException:
+        reader.close()
+        raise
+    return _closing(reader, frames)
+
+
+def _closing(reader: VideoReader, frames: Iterator[Frame]) -> Iterator[Frame]:
+    with reader:
+        yield from frames
 
 
 def iter_frames(path: PathLike, step: int = 1) -> Iterator[Frame]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,7 +125,9 @@ def test_an_interrupted_build_resumes_without_duplicates(media_dir, faces_corpus
     work = WorkDir(output)
     unit = next((work.path / "videos").rglob("talk0.mpg.parquet"))
     unit.unlink()
-    unit.with_name(f"{unit.name}.tmp-{socket.gethostname()}-999999").write_bytes(b"PAR1 half a file")
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # its pid names a process that no longer runs
+    unit.with_name(f"{unit.name}.tmp-{socket.gethostname()}-{killed.pid}-0123abcd").write_bytes(b"PAR1 half a file")
     _, summary = build_faces(media_dir, output, frames_per_video=FRAMES, crop_size=CROP, progress=False)
     assert (summary.built, summary.skipped, len(summary.failed)) == (1, 9, 0)  # the failed file is not retried
     assert not [p for p in output.rglob("*") if ".tmp-" in p.name]

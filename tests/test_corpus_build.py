@@ -178,10 +178,10 @@ def test_resume_after_killing_the_build_equals_an_uninterrupted_build(synth_ffpp
     assert 2 <= done_before < 6 and not (output / "dataset_dict.json").exists()
     with pytest.raises(FileNotFoundError):
         load_from_disk(str(output))
-    # what a kill in the middle of writing a unit leaves behind
+    # what a kill in the middle of writing a unit leaves behind (the killed process's pid is gone)
     unit = WorkDir(output).unit_path("train", "original", "000")
     unit.parent.mkdir(parents=True, exist_ok=True)
-    unit.with_name(f"{unit.name}.tmp-{socket.gethostname()}-999999").write_bytes(b"PAR1 half a file")
+    unit.with_name(f"{unit.name}.tmp-{socket.gethostname()}-{process.pid}-0123abcd").write_bytes(b"PAR1 half a file")
 
     summary = build_corpus(synth_ffpp_tree, output, CONFIG, methods=methods, splits_dir=splits, progress=False)
     assert summary.skipped == done_before and summary.built == 6 - done_before and summary.finalized
@@ -292,7 +292,7 @@ def test_cli_errors_are_clear_and_write_nothing(synth_ffpp_tree, tmp_path, capsy
     assert not output.exists()
     with pytest.raises(SystemExit):
         build_parser().parse_args(["build-ffpp", "a", "b", "--frames-per-video", "some"])
-    assert "expected a number of frames or 'all'" in capsys.readouterr().err
+    assert "expected a number of frames (>= 1) or 'all'" in capsys.readouterr().err
 
 
 def test_paper_preset_and_explicit_options():

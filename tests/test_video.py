@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
+import weakref
 from pathlib import Path
 
 import av
@@ -17,6 +19,7 @@ from dldfd_hf.video import (
     VideoReadError,
     evenly_spaced_indices,
     iter_frames,
+    iter_sampled_frames,
     probe,
     sample_frames,
     write_video,
@@ -126,6 +129,21 @@ def test_seek_sampling_matches_decoding_everything(shared_data, clip, num_frames
         assert np.abs(frame.image.astype(int) - reference.image.astype(int)).max() <= CODEC_TOLERANCE
         assert frame.time == pytest.approx(reference.time, abs=1e-6)
         assert frame.time == pytest.approx(frame.index / info.fps, abs=1e-3)
+
+
+def test_iter_sampled_frames_streams_the_sample(long_clip, tmp_path):
+    expected = sample_frames(long_clip, 6)
+    frames = iter_sampled_frames(long_clip, 6)
+    first = next(frames)
+    image = weakref.ref(first.image)
+    del first
+    gc.collect()
+    assert image() is None  # the iterator holds no earlier frame: memory does not grow with the sample
+    rest = list(frames)
+    assert [f.index for f in rest] == [f.index for f in expected[1:]]
+    assert all(np.array_equal(a.image, b.image) and a.time == b.time for a, b in zip(rest, expected[1:]))
+    with pytest.raises(VideoReadError, match="no such file"):
+        iter_sampled_frames(tmp_path / "missing.mp4", 6)  # at the call, not at the first next()
 
 
 def test_seeking_is_sparse_on_a_long_clip(long_clip):

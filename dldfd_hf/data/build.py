@@ -21,6 +21,7 @@ method and id are already decided: :func:`build_corpus` feeds it an FF++ tree's 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -35,9 +36,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
+from .._io import TEMPORARY_PATTERN, atomic_path, atomic_write_json, temporary_name
+from ..labels import FAKE, LABEL_NAMES, REAL
 from .ffpp import (
     DEFAULT_METHODS,
-    LABEL_NAMES,
     METHOD_NAMES,
     ORIGINAL,
     SPLITS,
@@ -46,6 +48,7 @@ from .ffpp import (
     format_table1,
     index_ffpp,
 )
+from .folders import check_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +59,6 @@ REPORT_FILE = "build_report.json"
 FAILED_FILE = "failed.json"
 FORMAT_VERSION = 1
 IMAGE_FORMATS = ("png", "jpeg")
-_TMP_MARK = ".tmp-"
-_HOST = socket.gethostname().replace(os.sep, "_") or "host"
 
 # Presets fill in options the user did not give on the command line.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -121,6 +122,33 @@ def corpus_features():
     )
 
 
+@dataclass(frozen=True)
+class BuildUnit:
+    """One source file of a build (a video, or a photo as a one-frame video) and the rows it makes:
+    their ``split``, ``method`` (one of :data:`~dldfd_hf.data.ffpp.METHOD_NAMES`), ``video_id`` and
+    ``compression`` column. FF++ videos become units via :meth:`from_ffpp`; ``dldfd build-faces``
+    makes its own (see :mod:`dldfd_hf.data.faces_corpus`)."""
+
+    split: str
+    method: str
+    video_id: str
+    compression: str
+    path: Path
+
+    @property
+    def label(self) -> int:
+        """0 = real (the ``original`` method), 1 = fake."""
+        return REAL if self.method == ORIGINAL else FAKE
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}/{self.video_id}"
+
+    @classmethod
+    def from_ffpp(cls, video: FFPPVideo) -> "BuildUnit":
+        return cls(video.split, video.method, video.video_id, video.compression, video.path)
+
+
 # --------------------------------------------------------------------------------------------
 # The work folder: units, failures, shard manifests, the settings they were made with.
 
@@ -161,6 +189,7 @@ class WorkDir:
 
     def claim(self, config: BuildConfig) -> None:
         """Start or resume a build here; refuses settings that differ from the units already built."""
+        check_output_folder(self.output, error=BuildError)
         if self.output.exists() and not self.path.is_dir():
             entries = [p.name for p in self.output.iterdir()]
             if entries:
@@ -170,7 +199,7 @@ class WorkDir:
                 )
         previous = self.read_config()
         if previous is None:
-            write_json_atomic(self.config_path, {"format_version": FORMAT_VERSION, "config": config.to_dict()})
+            atomic_write_json(self.config_path, {"format_version": FORMAT_VERSION, "config": config.to_dict()})
         elif previous != config:
             diff = ", ".join(
                 f"{k}: built with {v!r}, now {getattr(config, k)!r}"
@@ -183,36 +212,51 @@ class WorkDir:
             )
 
     def remove_temporaries(self, this_host_only: bool = True) -> int:
-        """Delete half-written files left by killed runs (on a shared disk, only this host's)."""
-        mark = f"{_TMP_MARK}{_HOST}-" if this_host_only else _TMP_MARK
+        """Delete the half-written files and folders of killed runs (see :func:`dldfd_hf._io.temporary_name`).
+
+        Temporaries of a process of this host that is still running are kept: parallel builds may
+        share a work folder. With ``this_host_only`` (a shared disk) other hosts' are kept too, as
+        their processes cannot be checked from here.
+        """
         removed = 0
-        if self.path.is_dir():
-            for path in self.path.rglob(f"*{mark}*"):
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-                removed += 1
+        if not self.path.is_dir():
+            return removed
+        host = socket.gethostname()
+        for path in list(self.path.rglob("*.tmp-*")):
+            match = TEMPORARY_PATTERN.match(path.name)
+            if match is None:
+                continue
+            if match["host"] == host:
+                if _process_alive(int(match["pid"])):
+                    continue
+            elif this_host_only:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += 1
         return removed
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f"{path.name}{_TMP_MARK}{_HOST}-{os.getpid()}")
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON under a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs on this host (signal 0 checks without signalling)."""
+    if pid <= 0:
+        return False
     try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    except OSError as error:
+        return error.errno != errno.ESRCH
+    # A killed worker whose parent has not reaped it yet (a zombie) has stopped writing for good.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): assume it runs
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 @contextlib.contextmanager
@@ -236,7 +280,7 @@ def torch_threads(threads: Optional[int]) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def shard_of(video: FFPPVideo, num_shards: int) -> int:
+def shard_of(video: BuildUnit, num_shards: int) -> int:
     """Stable shard of a video, the same on every machine and Python run."""
     return zlib.crc32(video.key.encode()) % num_shards
 
@@ -274,7 +318,7 @@ class VideoProcessor:
         self.features = corpus_features()
         self.schema = self.features.arrow_schema
 
-    def __call__(self, video: FFPPVideo, work: WorkDir) -> VideoResult:
+    def __call__(self, video: BuildUnit, work: WorkDir) -> VideoResult:
         from ..media import MediaError
 
         unit = work.unit_path(video.split, video.method, video.video_id)
@@ -282,7 +326,7 @@ class VideoProcessor:
         try:
             frames, faces = self._write_unit(video, unit)
         except MediaError as error:  # an unreadable video or photo
-            write_json_atomic(
+            atomic_write_json(
                 failure,
                 {"split": video.split, "method": video.method, "video_id": video.video_id, "path": str(video.path), "error": str(error)},
             )
@@ -292,24 +336,23 @@ class VideoProcessor:
 
     def _frames(self, path: Path) -> Iterator:
         from ..media import load_image, media_kind, to_rgb_array
-        from ..video import Frame, iter_frames, sample_frames
+        from ..video import Frame, iter_frames, iter_sampled_frames
 
         if media_kind(path) == "image":  # a photo is a one-frame video (``dldfd build-faces``)
             return iter([Frame(0, 0.0, to_rgb_array(load_image(path)))])
+        # Streamed either way: memory is bounded by the detection batch, not the video or the sample.
         if self.config.frames_per_video is None:
-            return iter_frames(path)  # streamed: memory does not grow with the video's length
-        return iter(sample_frames(path, self.config.frames_per_video))
+            return iter_frames(path)
+        return iter_sampled_frames(path, self.config.frames_per_video)
 
-    def _write_unit(self, video: FFPPVideo, unit: Path) -> tuple[int, int]:
+    def _write_unit(self, video: BuildUnit, unit: Path) -> tuple[int, int]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         from ..video import VideoReadError
 
-        unit.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _tmp_name(unit)
         frames = faces = 0
-        try:
+        with atomic_path(unit) as tmp:
             with pq.ParquetWriter(tmp, self.schema) as writer:
                 for batch in _batched(self._frames(video.path), self.batch_size):
                     rows = self._rows(video, batch)
@@ -318,17 +361,14 @@ class VideoProcessor:
                     if rows:
                         writer.write_table(pa.Table.from_pylist(rows, schema=self.schema))
                 if frames == 0:
-                    raise VideoReadError(f"{video.path}: no frames could be decoded")
+                    raise VideoReadError(video.path, "no frames could be decoded")
                 stats = {"path": str(video.path), "frames": frames, "faces": faces}
                 writer.add_key_value_metadata({"dldfd_video": json.dumps(stats)})
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp, unit)
-        finally:
-            tmp.unlink(missing_ok=True)
         return frames, faces
 
-    def _rows(self, video: FFPPVideo, frames: Sequence) -> list[dict[str, Any]]:
+    def _rows(self, video: BuildUnit, frames: Sequence) -> list[dict[str, Any]]:
         detections = self.cropper([frame.image for frame in frames])
         rows = []
         for frame, faces in zip(frames, detections):
@@ -390,7 +430,7 @@ def _init_worker(config: BuildConfig, device: str, batch_size: int, threads: Opt
     _WORKER = VideoProcessor(config, device=device, batch_size=batch_size)
 
 
-def _work(video: FFPPVideo, output: str) -> VideoResult:
+def _work(video: BuildUnit, output: str) -> VideoResult:
     assert _WORKER is not None, "worker not initialised"
     return _WORKER(video, WorkDir(output))
 
@@ -438,9 +478,10 @@ def build_corpus(
     """
     config = config or BuildConfig()
     check_parallelism(num_proc, shard_index, num_shards)
+    check_output_folder(output, error=BuildError)
     index = index_ffpp(root, config.compression, methods, splits_dir=splits_dir, allow_missing=allow_missing)
     return build_units(
-        index.videos, root, output, config, index.methods, num_proc=num_proc, shard_index=shard_index,
+        [BuildUnit.from_ffpp(v) for v in index.videos], root, output, config, index.methods, num_proc=num_proc, shard_index=shard_index,
         num_shards=num_shards, retry_failed=retry_failed, device=device, batch_size=batch_size,
         threads=threads, progress=progress, desc="build-ffpp",
     )
@@ -454,7 +495,7 @@ def check_parallelism(num_proc: int, shard_index: int, num_shards: int) -> None:
 
 
 def build_units(
-    videos: Sequence[FFPPVideo],
+    videos: Sequence[BuildUnit],
     root: PathLike,
     output: PathLike,
     config: BuildConfig,
@@ -476,13 +517,13 @@ def build_units(
     """
     check_parallelism(num_proc, shard_index, num_shards)
     work = WorkDir(output)
-    work.claim(config)
+    work.claim(config)  # first: refuses an OUTPUT that is a file or a foreign folder
     removed = work.remove_temporaries()
     if removed:
         logger.info("removed %d half-written file(s) of an interrupted run", removed)
 
     videos = [v for v in videos if shard_of(v, num_shards) == shard_index]
-    write_json_atomic(
+    atomic_write_json(
         work.manifest_path(shard_index, num_shards),
         {
             "shard_index": shard_index,
@@ -496,7 +537,7 @@ def build_units(
         if not stale.name.endswith(f"-of-{num_shards:05d}.json"):
             stale.unlink()  # written with another --num-shards: those manifests no longer apply
 
-    def pending(v: FFPPVideo) -> bool:
+    def pending(v: BuildUnit) -> bool:
         if work.unit_path(v.split, v.method, v.video_id).is_file():
             return False
         return retry_failed or not work.failure_path(v.split, v.method, v.video_id).is_file()
@@ -520,7 +561,7 @@ def build_units(
 
 
 def _run(
-    todo: list[FFPPVideo],
+    todo: list[BuildUnit],
     work: WorkDir,
     config: BuildConfig,
     num_proc: int,
@@ -605,7 +646,7 @@ def merge_shards(output: PathLike, shard_dirs: Sequence[PathLike] = (), progress
 
 def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike], progress: bool = True) -> dict[str, Any]:
     """Write ``output`` as a ``DatasetDict`` from the units of ``shard_dirs``; returns the report."""
-    output = Path(output)
+    output = check_output_folder(output, error=BuildError)
     works = [WorkDir(d) for d in shard_dirs]
     config, manifests = _check_shards(works)
     out_work = WorkDir(output)
@@ -642,8 +683,8 @@ def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike], progress: 
     bars_were_on = not datasets.are_progress_bars_disabled()
     if not progress:
         datasets.disable_progress_bars()
-    staging = out_work.path / f"final{_TMP_MARK}{_HOST}-{os.getpid()}"
-    trash = out_work.path / f"trash{_TMP_MARK}{_HOST}-{os.getpid()}"
+    staging = temporary_name(out_work.path / "final")
+    trash = temporary_name(out_work.path / "trash")
     try:
         for split in SPLITS:
             if units[split]:
@@ -661,10 +702,10 @@ def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike], progress: 
             if (output / split).exists():
                 os.replace(output / split, trash / split)
             os.replace(staging / split, output / split)
-        write_json_atomic(output / REPORT_FILE, report)
-        write_json_atomic(output / FAILED_FILE, failed)
+        atomic_write_json(output / REPORT_FILE, report)
+        atomic_write_json(output / FAILED_FILE, failed)
         # Last: the marker that load_from_disk reads.
-        write_json_atomic(output / "dataset_dict.json", {"splits": list(SPLITS)})
+        atomic_write_json(output / "dataset_dict.json", {"splits": list(SPLITS)})
     finally:
         for path in (staging, trash, cache):
             shutil.rmtree(path, ignore_errors=True)

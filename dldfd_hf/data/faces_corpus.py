@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-from .build import BuildConfig, BuildSummary, build_units
-from .ffpp import ORIGINAL, SPLITS, FFPPVideo
+from .build import BuildConfig, BuildSummary, BuildUnit, build_units
+from .ffpp import ORIGINAL, SPLITS
+from .folders import require_folder
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class MediaIndex:
     """The media files of an input folder, each with its group and split (no decoding)."""
 
     root: Path
-    files: list[FFPPVideo]  # method "original", video_id = relative path, compression "source"
+    files: list[BuildUnit]  # method "original", video_id = relative path, compression "source"
     groups: dict[str, str]  # group -> split
     ignored: list[Path] = field(default_factory=list)  # files that are neither video nor photo
 
@@ -98,9 +99,7 @@ def index_media(
     """Every video and photo under ``input_dir`` (recursive; hidden files and folders skipped)."""
     from ..media import media_kind
 
-    root = Path(input_dir)
-    if not root.is_dir():
-        raise FacesInputError(f"input folder {root} does not exist or is not a folder")
+    root = require_folder(input_dir, "input folder", FacesInputError)
     media, ignored = [], []
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
@@ -115,7 +114,7 @@ def index_media(
     groups = {path: group_of(path.relative_to(root), group_by) for path in media}
     split_of = assign_splits(list(groups.values()), validation_fraction, test_fraction)
     files = [
-        FFPPVideo(split_of[groups[path]], ORIGINAL, path.relative_to(root).as_posix(), SOURCE_COMPRESSION, path)
+        BuildUnit(split_of[groups[path]], ORIGINAL, path.relative_to(root).as_posix(), SOURCE_COMPRESSION, path)
         for path in media
     ]
     return MediaIndex(root=root, files=files, groups=split_of, ignored=ignored)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from ..labels import FAKE, LABEL_NAMES, REAL
+from .folders import require_folder
 
 PathLike = Union[str, Path]
 
@@ -122,9 +123,8 @@ def load_splits(splits_dir: Optional[PathLike] = None) -> Splits:
 
     Each file is a JSON list of ``[a, b]`` pairs of video ids; no id may appear twice.
     """
-    directory = Path(splits_dir) if splits_dir is not None else official_splits_dir()
-    if not directory.is_dir():
-        raise SplitFileError(f"splits directory {directory} does not exist (expected {_expected_split_files()})")
+    directory = official_splits_dir() if splits_dir is None else splits_dir
+    directory = require_folder(directory, "splits directory", SplitFileError, hint=f"expected {_expected_split_files()}")
     missing = [name for name in SPLIT_FILES.values() if not (directory / name).is_file()]
     if missing:
         found = sorted(p.name for p in directory.iterdir())
@@ -248,8 +248,7 @@ def index_ffpp(
         )
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods listed twice: {', '.join(sorted(m for m, n in Counter(methods).items() if n > 1))}")
-    if not root.is_dir():
-        raise FFPPLayoutError(f"FaceForensics++ root {root} does not exist or is not a folder")
+    require_folder(root, "FaceForensics++ root", FFPPLayoutError)
     if not (root / "original_sequences").is_dir() and not (root / "manipulated_sequences").is_dir():
         raise FFPPLayoutError(
             f"{root} is not a FaceForensics++ tree: expected original_sequences/ and manipulated_sequences/ "

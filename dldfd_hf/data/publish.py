@@ -13,7 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Union
 
-from .build import _TMP_MARK, read_report, report_table
+from .._io import temporary_name
+from .build import read_report, report_table
 from .ffpp import SPLITS
 
 PathLike = Union[str, Path]
@@ -86,7 +87,8 @@ def export_parquet(corpus_dir: PathLike, dest: PathLike, max_shard_bytes: int = 
         raise FileExistsError(f"{dest} already exists: choose a new folder for the Parquet export")
     corpus = load_from_disk(str(corpus_dir))
     card = render_dataset_card(corpus_dir)
-    staging = dest.with_name(f"{dest.name}{_TMP_MARK}{os.getpid()}")
+    # A folder, so not _io.atomic_path (which removes a failed file, not a tree); same naming.
+    staging = temporary_name(dest)
     try:
         (staging / "data").mkdir(parents=True)
         for split in SPLITS:

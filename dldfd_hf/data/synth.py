@@ -27,14 +27,15 @@ import os
 import shutil
 import zlib
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .ffpp import COMPRESSIONS, DEFAULT_METHODS, SPLITS, Splits, method_dir, original_dir
+from .._io import temporary_name
+from .ffpp import COMPRESSIONS, DEFAULT_METHODS, Splits, method_dir, original_dir
+from .folders import check_output_folder, require_folder
 
 logger = logging.getLogger(__name__)
 
@@ -383,12 +384,6 @@ def manipulate(recipe: Recipe, target: np.ndarray, target_landmarks: np.ndarray,
     return self_blend(target, target_landmarks, jitter, region=recipe.region, feather=recipe.feather).image
 
 
-def _even(frame: np.ndarray) -> np.ndarray:
-    # yuv420p needs even sides; write_video would crop the same way.
-    height, width = frame.shape[:2]
-    return frame[: height - height % 2, : width - width % 2]
-
-
 # --------------------------------------------------------------------------------------------
 # The synthetic FF++ tree.
 
@@ -430,9 +425,7 @@ def find_videos(videos_dir: PathLike) -> list[Path]:
     """Video files under ``videos_dir`` (recursive, sorted)."""
     from ..media import VIDEO_EXTENSIONS
 
-    videos_dir = Path(videos_dir)
-    if not videos_dir.is_dir():
-        raise SynthError(f"{videos_dir} is not a folder of videos")
+    videos_dir = require_folder(videos_dir, "folder of videos", SynthError)
     return sorted(p for p in videos_dir.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
 
 
@@ -457,6 +450,7 @@ def make_synth_tree(
     caps each original's length. ``threads``: torch threads for face detection (see
     :func:`dldfd_hf.data.build.torch_threads`). The tree appears complete in ``output`` or not at all.
     """
+    output = check_output_folder(output, "output tree", SynthError)  # before any work
     if compression not in COMPRESSIONS:
         raise SynthError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     unknown = [m for m in methods if m not in RECIPES]
@@ -467,7 +461,6 @@ def make_synth_tree(
     clips = find_videos(videos) if isinstance(videos, (str, Path)) else [Path(v) for v in videos]
     if len(clips) < 2:
         raise SynthError(f"need at least 2 videos of different people, found {len(clips)} in {videos}")
-    output = Path(output)
     if output.exists() and any(output.iterdir()):
         raise SynthError(f"{output} already exists and is not empty")
     if segments is not None and segments < 1:
@@ -489,8 +482,7 @@ def make_synth_tree(
     pairs = [(synth_videos[i], synth_videos[i + 1]) for i in range(0, len(synth_videos), 2)]
     splits = _assign_splits([(a.video_id, b.video_id) for a, b in pairs])
 
-    staging = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = temporary_name(output)  # a sibling: the final rename stays on one file system
     try:
         _write_tree(staging, pairs, methods, compression, seed, x264_preset, progress)
         splits.to_json_files(staging / "splits")
@@ -566,10 +558,11 @@ def _plan_segments(
 
 
 def _frames(path: Path) -> Iterator[np.ndarray]:
+    # Odd-sized frames are fine: write_video crops them to the even sides yuv420p needs.
     from ..video import iter_frames
 
     for frame in iter_frames(path):
-        yield _even(frame.image)
+        yield frame.image
 
 
 def _detect_landmarks(clip: Path, ranges: list[tuple[int, int]], detector, batch: int = 16) -> list[Optional[np.ndarray]]:
