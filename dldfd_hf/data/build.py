@@ -16,247 +16,46 @@ so the corpus does not depend on the order the videos were processed in, and wri
 :func:`build_units` is that machinery for any list of source files (videos or photos) whose split,
 method and id are already decided: :func:`build_corpus` feeds it an FF++ tree's index,
 :mod:`dldfd_hf.data.faces_corpus` (``dldfd build-faces``) a folder of a user's own real footage.
+
+This module runs the units; the settings and the work folder live in :mod:`.workdir`, finalising and
+merging in :mod:`.finalize` (their public names are importable from here too).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import logging
 import os
-import shutil
-import socket
 import time
-import zlib
-from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence, Union
 
-from .._io import TEMPORARY_PATTERN, atomic_path, atomic_write_json, temporary_name
-from ..labels import FAKE, LABEL_NAMES, REAL
-from .ffpp import (
-    DEFAULT_METHODS,
-    METHOD_NAMES,
-    ORIGINAL,
-    SPLITS,
-    FFPPVideo,
-    counts_by_split,
-    format_table1,
-    index_ffpp,
-)
+from .._io import atomic_path, atomic_write_json
+from .ffpp import DEFAULT_METHODS, METHOD_NAMES, index_ffpp
+from .finalize import finalize_corpus, merge_shards, read_report, report_table
 from .folders import check_output_folder
+from .workdir import (
+    FAILED_FILE,
+    FORMAT_VERSION,
+    IMAGE_FORMATS,
+    PRESETS,
+    REPORT_FILE,
+    WORK_DIR,
+    BuildConfig,
+    BuildError,
+    BuildUnit,
+    WorkDir,
+    corpus_features,
+    shard_of,
+)
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-
-WORK_DIR = "_build"
-REPORT_FILE = "build_report.json"
-FAILED_FILE = "failed.json"
-FORMAT_VERSION = 1
-IMAGE_FORMATS = ("png", "jpeg")
-
-# Presets fill in options the user did not give on the command line.
-PRESETS: dict[str, dict[str, Any]] = {
-    # The paper: FF++ low quality (c40), every frame, the four manipulation methods.
-    "paper": {"compression": "c40", "frames_per_video": None, "methods": DEFAULT_METHODS},
-}
-
-
-class BuildError(RuntimeError):
-    """The build cannot go on (mismatched settings, incomplete shards, a foreign output folder)."""
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """Settings that decide the content of a video's rows; a resumed build must use the same."""
-
-    compression: str = "c40"
-    frames_per_video: Optional[int] = 32  # None: every frame
-    crop_size: int = 224
-    image_format: str = "png"
-    jpeg_quality: int = 95
-    scale: float = 1.3
-    select: str = "largest"
-    min_score: float = 0.9
-
-    def __post_init__(self) -> None:
-        if self.frames_per_video is not None and self.frames_per_video < 1:
-            raise ValueError(f"frames_per_video must be >= 1 or None (all frames), got {self.frames_per_video}")
-        if self.image_format not in IMAGE_FORMATS:
-            raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
-        if self.crop_size < 8:
-            raise ValueError(f"crop_size must be >= 8, got {self.crop_size}")
-        if self.select not in ("largest", "confident"):
-            raise ValueError(f"select must be 'largest' or 'confident' (one face per frame), got {self.select!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BuildConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def corpus_features():
-    """The row schema of the corpus (see DESIGN.md)."""
-    from datasets import ClassLabel, Features, Image, List, Value
-
-    return Features(
-        {
-            "image": Image(),
-            "label": ClassLabel(names=list(LABEL_NAMES)),
-            "method": ClassLabel(names=list(METHOD_NAMES)),
-            "video_id": Value("string"),
-            "frame_index": Value("int32"),
-            "box": List(Value("float32"), length=4),  # MTCNN box (x1, y1, x2, y2), frame pixels
-            "face_score": Value("float32"),
-            "landmarks": List(List(Value("float32"), length=2), length=5),  # crop pixels
-            "compression": Value("string"),
-        }
-    )
-
-
-@dataclass(frozen=True)
-class BuildUnit:
-    """One source file of a build (a video, or a photo as a one-frame video) and the rows it makes:
-    their ``split``, ``method`` (one of :data:`~dldfd_hf.data.ffpp.METHOD_NAMES`), ``video_id`` and
-    ``compression`` column. FF++ videos become units via :meth:`from_ffpp`; ``dldfd build-faces``
-    makes its own (see :mod:`dldfd_hf.data.faces_corpus`)."""
-
-    split: str
-    method: str
-    video_id: str
-    compression: str
-    path: Path
-
-    @property
-    def label(self) -> int:
-        """0 = real (the ``original`` method), 1 = fake."""
-        return REAL if self.method == ORIGINAL else FAKE
-
-    @property
-    def key(self) -> str:
-        return f"{self.method}/{self.video_id}"
-
-    @classmethod
-    def from_ffpp(cls, video: FFPPVideo) -> "BuildUnit":
-        return cls(video.split, video.method, video.video_id, video.compression, video.path)
-
-
-# --------------------------------------------------------------------------------------------
-# The work folder: units, failures, shard manifests, the settings they were made with.
-
-
-class WorkDir:
-    """``OUTPUT/_build``: one Parquet unit per finished video, one JSON record per failed one."""
-
-    def __init__(self, output: PathLike):
-        self.output = Path(output)
-        self.path = self.output / WORK_DIR
-
-    @property
-    def config_path(self) -> Path:
-        return self.path / "config.json"
-
-    def unit_path(self, split: str, method: str, video_id: str) -> Path:
-        return self.path / "videos" / split / method / f"{video_id}.parquet"
-
-    def failure_path(self, split: str, method: str, video_id: str) -> Path:
-        return self.path / "failed" / split / method / f"{video_id}.json"
-
-    def manifest_path(self, shard_index: int, num_shards: int) -> Path:
-        return self.path / "shards" / f"{shard_index:05d}-of-{num_shards:05d}.json"
-
-    def manifests(self) -> list[dict[str, Any]]:
-        folder = self.path / "shards"
-        if not folder.is_dir():
-            return []
-        return [json.loads(p.read_text()) for p in sorted(folder.glob("*-of-*.json"))]
-
-    def read_config(self) -> Optional[BuildConfig]:
-        if not self.config_path.is_file():
-            return None
-        data = json.loads(self.config_path.read_text())
-        if data.get("format_version") != FORMAT_VERSION:
-            raise BuildError(f"{self.config_path} was written by another corpus format ({data.get('format_version')})")
-        return BuildConfig.from_dict(data["config"])
-
-    def claim(self, config: BuildConfig) -> None:
-        """Start or resume a build here; refuses settings that differ from the units already built."""
-        check_output_folder(self.output, error=BuildError)
-        if self.output.exists() and not self.path.is_dir():
-            entries = [p.name for p in self.output.iterdir()]
-            if entries:
-                raise BuildError(
-                    f"{self.output} exists and is not a corpus folder (no {WORK_DIR}/ inside; it holds "
-                    f"{', '.join(sorted(entries)[:5])}{' ...' if len(entries) > 5 else ''}); choose an empty or new OUTPUT"
-                )
-        previous = self.read_config()
-        if previous is None:
-            atomic_write_json(self.config_path, {"format_version": FORMAT_VERSION, "config": config.to_dict()})
-        elif previous != config:
-            diff = ", ".join(
-                f"{k}: built with {v!r}, now {getattr(config, k)!r}"
-                for k, v in previous.to_dict().items()
-                if getattr(config, k) != v
-            )
-            raise BuildError(
-                f"{self.output} was started with other settings ({diff}); resume with the same settings "
-                "or build into a new OUTPUT"
-            )
-
-    def remove_temporaries(self, this_host_only: bool = True) -> int:
-        """Delete the half-written files and folders of killed runs (see :func:`dldfd_hf._io.temporary_name`).
-
-        Temporaries of a process of this host that is still running are kept: parallel builds may
-        share a work folder. With ``this_host_only`` (a shared disk) other hosts' are kept too, as
-        their processes cannot be checked from here.
-        """
-        removed = 0
-        if not self.path.is_dir():
-            return removed
-        host = socket.gethostname()
-        for path in list(self.path.rglob("*.tmp-*")):
-            match = TEMPORARY_PATTERN.match(path.name)
-            if match is None:
-                continue
-            if match["host"] == host:
-                if _process_alive(int(match["pid"])):
-                    continue
-            elif this_host_only:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed += 1
-        return removed
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs on this host (signal 0 checks without signalling)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    except OSError as error:
-        return error.errno != errno.ESRCH
-    # A killed worker whose parent has not reaped it yet (a zombie) has stopped writing for good.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): assume it runs
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 @contextlib.contextmanager
@@ -278,11 +77,6 @@ def torch_threads(threads: Optional[int]) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-def shard_of(video: BuildUnit, num_shards: int) -> int:
-    """Stable shard of a video, the same on every machine and Python run."""
-    return zlib.crc32(video.key.encode()) % num_shards
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,175 +424,31 @@ def _run(
         bar.close()
 
 
-# --------------------------------------------------------------------------------------------
-# Finalising and merging.
-
-
-def merge_shards(output: PathLike, shard_dirs: Sequence[PathLike] = (), progress: bool = True) -> dict[str, Any]:
-    """Join shard folders (built with ``shard_index``/``num_shards``) into the corpus at ``output``.
-
-    ``shard_dirs`` defaults to ``[output]`` (every machine wrote into one shared folder). Checks
-    that every shard is present once, was built with the same settings, and is complete.
-    """
-    dirs = [Path(d) for d in shard_dirs] or [Path(output)]
-    return finalize_corpus(output, dirs, progress=progress)
-
-
-def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike], progress: bool = True) -> dict[str, Any]:
-    """Write ``output`` as a ``DatasetDict`` from the units of ``shard_dirs``; returns the report."""
-    output = check_output_folder(output, error=BuildError)
-    works = [WorkDir(d) for d in shard_dirs]
-    config, manifests = _check_shards(works)
-    out_work = WorkDir(output)
-    if out_work.path.resolve() not in {w.path.resolve() for w in works}:
-        out_work.claim(config)
-    out_work.remove_temporaries(this_host_only=False)
-    cache = out_work.path / "cache"
-    shutil.rmtree(cache, ignore_errors=True)  # left by a killed finalisation
-
-    units: dict[str, list[Path]] = {s: [] for s in SPLITS}
-    failed, seen = [], set()
-    method_order = {m: i for i, m in enumerate(METHOD_NAMES)}
-    entries = []
-    for work, manifest in manifests:
-        for split, method, video_id, path in manifest["videos"]:
-            if (split, method, video_id) in seen:
-                raise BuildError(f"video {method}/{video_id} appears in two shards")
-            seen.add((split, method, video_id))
-            entries.append((split, method, video_id, work))
-    entries.sort(key=lambda e: (SPLITS.index(e[0]), method_order[e[1]], e[2]))
-    video_stats = []
-    for split, method, video_id, work in entries:
-        unit = work.unit_path(split, method, video_id)
-        if unit.is_file():
-            units[split].append(unit)
-            video_stats.append((split, method, video_id, _unit_stats(unit)))
-        else:
-            failed.append(json.loads(work.failure_path(split, method, video_id).read_text()))
-
-    import datasets
-    from datasets import Dataset
-
-    features = corpus_features()
-    bars_were_on = not datasets.are_progress_bars_disabled()
-    if not progress:
-        datasets.disable_progress_bars()
-    staging = temporary_name(out_work.path / "final")
-    trash = temporary_name(out_work.path / "trash")
-    try:
-        for split in SPLITS:
-            if units[split]:
-                ds = Dataset.from_parquet([str(p) for p in units[split]], split=split, features=features, cache_dir=str(cache))
-                ds.save_to_disk(str(staging / split))
-            else:
-                # datasets writes no shard at all for an empty split unless told to, and cannot load that back.
-                ds = Dataset.from_dict({name: [] for name in features}, features=features, split=split)
-                ds.save_to_disk(str(staging / split), num_shards=1)
-            del ds
-        report = _report(config, manifests, video_stats, failed)
-        (output / "dataset_dict.json").unlink(missing_ok=True)  # from here on: not a complete corpus
-        trash.mkdir(parents=True, exist_ok=True)
-        for split in SPLITS:
-            if (output / split).exists():
-                os.replace(output / split, trash / split)
-            os.replace(staging / split, output / split)
-        atomic_write_json(output / REPORT_FILE, report)
-        atomic_write_json(output / FAILED_FILE, failed)
-        # Last: the marker that load_from_disk reads.
-        atomic_write_json(output / "dataset_dict.json", {"splits": list(SPLITS)})
-    finally:
-        for path in (staging, trash, cache):
-            shutil.rmtree(path, ignore_errors=True)
-        if bars_were_on:
-            datasets.enable_progress_bars()
-    return report
-
-
-def _check_shards(works: Sequence[WorkDir]) -> tuple[BuildConfig, list[tuple[WorkDir, dict[str, Any]]]]:
-    config: Optional[BuildConfig] = None
-    manifests: list[tuple[WorkDir, dict[str, Any]]] = []
-    for work in works:
-        found = work.read_config()
-        if found is None:
-            raise BuildError(f"{work.output} is not a corpus build folder (no {WORK_DIR}/config.json)")
-        if config is not None and found != config:
-            raise BuildError(f"{work.output} was built with other settings than {works[0].output}: {found} vs {config}")
-        config = found
-        for manifest in work.manifests():
-            manifests.append((work, manifest))
-    assert config is not None
-    counts = {m["num_shards"] for _, m in manifests}
-    if len(counts) != 1:
-        raise BuildError(f"the shard folders were built with different --num-shards: {sorted(counts)}")
-    num_shards = counts.pop()
-    indices = Counter(m["shard_index"] for _, m in manifests)
-    twice = sorted(i for i, n in indices.items() if n > 1)
-    if twice:
-        raise BuildError(f"shard(s) {twice} of {num_shards} found in more than one folder")
-    absent = sorted(set(range(num_shards)) - set(indices))
-    if absent:
-        raise BuildError(
-            f"shard(s) {absent} of {num_shards} missing: pass every shard folder "
-            f"(built with --shard-index i --num-shards {num_shards})"
-        )
-    for work, manifest in manifests:
-        todo = [
-            f"{method}/{video_id}"
-            for split, method, video_id, _ in manifest["videos"]
-            if not work.unit_path(split, method, video_id).is_file()
-            and not work.failure_path(split, method, video_id).is_file()
-        ]
-        if todo:
-            raise BuildError(
-                f"shard {manifest['shard_index']} of {num_shards} in {work.output} is incomplete: "
-                f"{len(todo)} of {len(manifest['videos'])} videos not built yet (e.g. {', '.join(todo[:3])}); "
-                "rerun its build-ffpp command to finish it"
-            )
-    return config, sorted(manifests, key=lambda wm: wm[1]["shard_index"])
-
-
-def _unit_stats(unit: Path) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
-    meta = pq.read_metadata(unit)
-    return json.loads(meta.metadata[b"dldfd_video"])
-
-
-def _report(
-    config: BuildConfig,
-    manifests: list[tuple[WorkDir, dict[str, Any]]],
-    video_stats: list[tuple[str, str, str, dict[str, Any]]],
-    failed: list[dict[str, Any]],
-) -> dict[str, Any]:
-    methods = list(dict.fromkeys(m for _, man in manifests for m in man["methods"]))
-    videos = counts_by_split(((s, m) for s, m, _, st in video_stats if st["faces"] > 0), methods)
-    images: dict[str, dict[str, int]] = {s: {m: 0 for m in (ORIGINAL, *methods)} for s in SPLITS}
-    for split, method, _, stats in video_stats:
-        images[split][method] += stats["faces"]
-    return {
-        "config": config.to_dict(),
-        "methods": methods,
-        "num_shards": manifests[0][1]["num_shards"] if manifests else 1,
-        "videos": videos,
-        "images": images,
-        "class_images": {
-            s: {"real": images[s][ORIGINAL], "fake": sum(n for m, n in images[s].items() if m != ORIGINAL)} for s in SPLITS
-        },
-        "frames_decoded": sum(st["frames"] for *_, st in video_stats),
-        "frames_without_face": sum(st["frames"] - st["faces"] for *_, st in video_stats),
-        "videos_without_face": [f"{m}/{v}" for _, m, v, st in video_stats if st["faces"] == 0],
-        "failed": [f"{f['method']}/{f['video_id']}" for f in failed],
-    }
-
-
-def read_report(output: PathLike) -> dict[str, Any]:
-    """The ``build_report.json`` of a finished corpus."""
-    path = Path(output) / REPORT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {output} is not a finished corpus (run build-ffpp / merge-ffpp)")
-    return json.loads(path.read_text())
-
-
-def report_table(report: dict[str, Any]) -> str:
-    """The paper's Table 1 for a built corpus: images and videos per split and method."""
-    return format_table1(report["videos"], report["images"], methods=report["methods"])
+__all__ = [
+    # the build (this module)
+    "BuildSummary",
+    "VideoProcessor",
+    "VideoResult",
+    "build_corpus",
+    "build_units",
+    "check_parallelism",
+    "landmarks_in_crop",
+    "torch_threads",
+    # settings and work folder (.workdir), finalising (.finalize): importable from here too
+    "FAILED_FILE",
+    "FORMAT_VERSION",
+    "IMAGE_FORMATS",
+    "PRESETS",
+    "REPORT_FILE",
+    "WORK_DIR",
+    "BuildConfig",
+    "BuildError",
+    "BuildUnit",
+    "WorkDir",
+    "corpus_features",
+    "finalize_corpus",
+    "merge_shards",
+    "read_report",
+    "report_table",
+    "shard_of",
+]

@@ -1,7 +1,7 @@
 """Self-blended images (SBI; Shiohara & Yamasaki, CVPR 2022): pseudo-fakes made from real faces alone.
 
 A real face is blended back onto itself: a copy of the image, jittered in colour, sharpness and
-geometry (:func:`~dldfd_hf.data.synth.jittered_copy`), is pasted through a randomly deformed,
+geometry (:func:`~dldfd_hf.data.blending.jittered_copy`), is pasted through a randomly deformed,
 blurred face mask with a random blend ratio. The result has no second identity, only the traces
 every blending manipulation leaves (a boundary, colour and sharpness statistics that differ inside
 it, a slight misalignment), so a detector trained to tell such images from real ones learns those
@@ -10,7 +10,7 @@ traces rather than the fingerprint of one manipulation method, and generalises t
 Differences from the paper, and why:
 
 - MTCNN gives five landmarks, not dlib's 81: the mask starts from the landmark-fitted face ellipse
-  of :func:`~dldfd_hf.data.synth.face_mask` (or its mouth region, a partial blend) instead of the
+  of :func:`~dldfd_hf.data.blending.face_mask` (or its mouth region, a partial blend) instead of the
   landmarks' convex hull, deformed by random low-frequency radial waves where SBI uses an elastic
   transform (the same kind of smooth, irregular outline, at a fraction of the cost).
 - The jitter always goes to the pasted copy, never to the background, so a pseudo-fake differs
@@ -31,7 +31,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from .synth import FaceEllipse, Jitter, Manipulation, apply_transform, fill_polygon, jitter_matrix, jittered_copy
+from .blending import FaceEllipse, Jitter, Manipulation, apply_transform, fill_polygon, jitter_matrix, jittered_copy
 
 __all__ = [
     "BLEND_RATIOS",
@@ -192,7 +192,7 @@ def self_blended_image(
     """A self-blended pseudo-fake of ``image`` (HxWx3 uint8 or PIL RGB; ``landmarks`` (5, 2) in its pixels).
 
     Pass ``params`` for a fixed blend, or an ``rng`` to draw one. The mask is the shape drawn on the
-    face intersected with the same shape moved with the copy (as in :func:`~dldfd_hf.data.synth.self_blend`),
+    face intersected with the same shape moved with the copy (as in :func:`~dldfd_hf.data.blending.self_blend`),
     so nothing from outside the copy's face comes along; ``Manipulation.mask`` is the mask used
     (0 = the source pixel is kept exactly).
     """
