@@ -275,7 +275,7 @@ def build_corpus(
     check_output_folder(output, error=BuildError)
     index = index_ffpp(root, config.compression, methods, splits_dir=splits_dir, allow_missing=allow_missing)
     return build_units(
-        [BuildUnit.from_ffpp(v) for v in index.videos], root, output, config, index.methods, num_proc=num_proc, shard_index=shard_index,
+        list(index.videos), root, output, config, index.methods, num_proc=num_proc, shard_index=shard_index,
         num_shards=num_shards, retry_failed=retry_failed, device=device, batch_size=batch_size,
         threads=threads, progress=progress, desc="build-ffpp",
     )

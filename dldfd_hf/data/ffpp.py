@@ -24,15 +24,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
-from ..labels import FAKE, LABEL_NAMES, REAL
+from ..labels import LABEL_NAMES
 from .folders import require_folder
+from .units import ORIGINAL, BuildUnit
 
 PathLike = Union[str, Path]
 
 COMPRESSIONS = ("raw", "c23", "c40")
 DEFAULT_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
 OPTIONAL_METHODS = ("DeepFakeDetection", "FaceShifter")
-ORIGINAL = "original"
 # ClassLabel names of the corpus ``method`` column: append only, never reorder (stored ids).
 METHOD_NAMES = (ORIGINAL, *DEFAULT_METHODS, *OPTIONAL_METHODS)
 SPLITS = ("train", "validation", "test")
@@ -66,24 +66,8 @@ class SplitFileError(ValueError):
     """A split file is missing or malformed."""
 
 
-@dataclass(frozen=True, order=True)
-class FFPPVideo:
-    """One video of the index. Videos are identified by ``(method, video_id)``."""
-
-    split: str
-    method: str
-    video_id: str
-    compression: str
-    path: Path = field(compare=False)
-
-    @property
-    def label(self) -> int:
-        """0 = real, 1 = fake (:mod:`dldfd_hf.labels`)."""
-        return REAL if self.method == ORIGINAL else FAKE
-
-    @property
-    def key(self) -> str:
-        return f"{self.method}/{self.video_id}"
+class FFPPVideo(BuildUnit):
+    """One video of the index (a :class:`~dldfd_hf.data.units.BuildUnit`)."""
 
 
 @dataclass(frozen=True)

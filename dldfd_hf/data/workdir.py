@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from .._io import TEMPORARY_PATTERN, atomic_write_json
-from ..labels import FAKE, LABEL_NAMES, REAL
-from .ffpp import DEFAULT_METHODS, METHOD_NAMES, ORIGINAL, FFPPVideo
+from ..labels import LABEL_NAMES
+from .ffpp import DEFAULT_METHODS, METHOD_NAMES
 from .folders import check_output_folder
+from .units import BuildUnit
 
 PathLike = Union[str, Path]
 
@@ -90,33 +91,6 @@ def corpus_features():
             "compression": Value("string"),
         }
     )
-
-
-@dataclass(frozen=True)
-class BuildUnit:
-    """One source file of a build (a video, or a photo as a one-frame video) and the rows it makes:
-    their ``split``, ``method`` (one of :data:`~dldfd_hf.data.ffpp.METHOD_NAMES`), ``video_id`` and
-    ``compression`` column. FF++ videos become units via :meth:`from_ffpp`; ``dldfd build-faces``
-    makes its own (see :mod:`dldfd_hf.data.faces_corpus`)."""
-
-    split: str
-    method: str
-    video_id: str
-    compression: str
-    path: Path
-
-    @property
-    def label(self) -> int:
-        """0 = real (the ``original`` method), 1 = fake."""
-        return REAL if self.method == ORIGINAL else FAKE
-
-    @property
-    def key(self) -> str:
-        return f"{self.method}/{self.video_id}"
-
-    @classmethod
-    def from_ffpp(cls, video: FFPPVideo) -> "BuildUnit":
-        return cls(video.split, video.method, video.video_id, video.compression, video.path)
 
 
 # --------------------------------------------------------------------------------------------
