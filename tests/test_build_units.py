@@ -4,6 +4,7 @@ temporaries of killed runs (and not those of running ones), videos without a sin
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -72,15 +73,17 @@ def test_remove_temporaries_spares_running_processes_and_other_hosts(tmp_path):
         dead_folder = _temporary(work.path / "final", finished.pid)  # a finalisation's staging folder
         elsewhere = _temporary(unit, finished.pid, host="other-host.example")
         dead_zombie = _temporary(unit.with_name("002.parquet"), zombie.pid)
-        for path in (live, dead, elsewhere, dead_zombie):
+        # a killed run whose pid this process now has (pids restart with a container)
+        own_pid = _temporary(unit.with_name("003.parquet"), os.getpid())
+        for path in (live, dead, elsewhere, dead_zombie, own_pid):
             path.write_bytes(b"PAR1 half a unit")
         (dead_folder / "train").mkdir(parents=True)
         keep = [unit.with_name("001.parquet"), unit.with_name("notes.tmp-readme")]  # not temporaries
         for path in keep:
             path.write_bytes(b"x")
 
-        assert work.remove_temporaries() == 3
-        assert not dead.exists() and not dead_folder.exists() and not dead_zombie.exists()
+        assert work.remove_temporaries() == 4
+        assert not dead.exists() and not dead_folder.exists() and not dead_zombie.exists() and not own_pid.exists()
         assert live.exists() and elsewhere.exists() and all(p.exists() for p in keep)
         # finalising (every shard complete) also clears other hosts' leftovers, never a running process's
         assert work.remove_temporaries(this_host_only=False) == 1

@@ -160,7 +160,8 @@ class WorkDir:
 
         Temporaries of a process of this host that is still running are kept: parallel builds may
         share a work folder. With ``this_host_only`` (a shared disk) other hosts' are kept too, as
-        their processes cannot be checked from here.
+        their processes cannot be checked from here. Call it before this process writes any: ones
+        bearing its own pid are taken for a killed run's (a restarted container reuses pids).
         """
         removed = 0
         if not self.path.is_dir():
@@ -171,7 +172,8 @@ class WorkDir:
             if match is None:
                 continue
             if match["host"] == host:
-                if _process_alive(int(match["pid"])):
+                pid = int(match["pid"])
+                if pid != os.getpid() and _process_alive(pid):
                     continue
             elif this_host_only:
                 continue
