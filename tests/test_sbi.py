@@ -28,7 +28,7 @@ from dldfd_hf.data.sbi import (
     self_blended_image,
     template_landmarks,
 )
-from dldfd_hf.data.synth import FaceEllipse, Jitter, fill_polygon, jitter_matrix
+from dldfd_hf.data.blending import FaceEllipse, Jitter, fill_polygon, jitter_matrix
 from dldfd_hf.training.data import EpochSampler, FrameDataset, FrameTransform
 from dldfd_hf.training.config import ConfigError, TrainingConfig
 from dldfd_hf.training.pseudo_fakes import PSEUDO_FAKE_METHOD, PseudoFakePairs, expected_class_counts, rows_used, with_pseudo_fakes

@@ -12,19 +12,17 @@ from datasets import load_from_disk
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.data import index_ffpp, load_splits
 from dldfd_hf.data.ffpp import original_dir
-from dldfd_hf.data.synth import (
-    CRF,
+from dldfd_hf.data.blending import (
     Jitter,
-    SynthError,
     apply_transform,
     face_mask,
     face_swap,
-    make_synth_tree,
     match_colour,
     self_blend,
     similarity_transform,
     warp,
 )
+from dldfd_hf.data.synth import CRF, SynthError, make_synth_tree
 from dldfd_hf.video import iter_frames, probe, write_video
 from tests.conftest import SYNTH_FFPP_COMPRESSION as COMPRESSION
 from tests.conftest import SYNTH_FFPP_MAX_FRAMES as VIDEO_FRAMES

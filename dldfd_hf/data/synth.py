@@ -7,8 +7,6 @@ people, or a :func:`self_blend` of a jittered face onto itself), and split files
 ``dldfd build-ffpp`` can build a corpus from it. The FF++ method folders are filled with stand-ins,
 one recipe each (see :data:`RECIPES`); they are not the FF++ methods, only manipulations with
 comparable kinds of traces.
-
-The blending primitives are importable from here too (``from dldfd_hf.data.synth import face_swap``).
 """
 from __future__ import annotations
 
@@ -25,23 +23,7 @@ from typing import Iterator, Optional, Sequence, Union
 import numpy as np
 
 from .._io import temporary_name
-from .blending import (
-    FaceEllipse,
-    Jitter,
-    Manipulation,
-    apply_transform,
-    blend,
-    face_mask,
-    face_swap,
-    fill_polygon,
-    invert_transform,
-    jitter_matrix,
-    jittered_copy,
-    match_colour,
-    self_blend,
-    similarity_transform,
-    warp,
-)
+from .blending import Jitter, face_swap, self_blend
 from .ffpp import COMPRESSIONS, DEFAULT_METHODS, Splits, method_dir, original_dir
 from .folders import check_output_folder, require_folder
 
@@ -372,20 +354,4 @@ __all__ = [
     "find_videos",
     "make_synth_tree",
     "manipulate",
-    # re-exported from .blending
-    "FaceEllipse",
-    "Jitter",
-    "Manipulation",
-    "apply_transform",
-    "blend",
-    "face_mask",
-    "face_swap",
-    "fill_polygon",
-    "invert_transform",
-    "jitter_matrix",
-    "jittered_copy",
-    "match_colour",
-    "self_blend",
-    "similarity_transform",
-    "warp",
 ]
