@@ -41,6 +41,7 @@ __all__ = [
     "eval_results",
     "load_evaluation",
     "render_model_card",
+    "template_text",
     "training_details",
 ]
 
@@ -328,8 +329,9 @@ def eval_results(report: EvaluationReport) -> List[EvalResult]:
 # --------------------------------------------------------------------------------------------------
 # Model card
 # --------------------------------------------------------------------------------------------------
-def _template(name: str) -> str:
-    return str(resources.files("dldfd_hf").joinpath("templates", name))
+def template_text(name: str) -> str:
+    """A file shipped in ``dldfd_hf/templates/`` (package data): card templates, remote-code shims."""
+    return resources.files("dldfd_hf").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _cell(value: Optional[float]) -> str:
@@ -456,7 +458,7 @@ def render_model_card(
     size = int(config.get("image_size", 224))
     return ModelCard.from_template(
         card_data,
-        template_path=_template("model_card.md"),
+        template_str=template_text("model_card.md"),
         title=name,
         repo_id=repo_id or "<org>/<name>",
         has_repo_id=bool(repo_id),

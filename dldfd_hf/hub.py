@@ -22,7 +22,6 @@ import logging
 import os
 import shutil
 import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
@@ -33,6 +32,7 @@ from torch import nn
 import timm
 import transformers
 
+from .cards import template_text
 from .configuration_dldfd import DLDFDConfig
 from .modeling_dldfd import DLDFDForImageClassification, image_processor_for
 from .models.dldfd import DLDFD, LABEL_NAMES
@@ -47,7 +47,6 @@ __all__ = [
     "hub_config",
     "is_trained",
     "save_model_folder",
-    "template_text",
     "write_folder",
     "write_model_files",
 ]
@@ -239,11 +238,6 @@ def write_folder(output_dir: PathLike, fill: Callable[[Path], None], *, overwrit
     else:
         staging.rename(output_dir)
     return output_dir
-
-
-def template_text(name: str) -> str:
-    """A file shipped in ``dldfd_hf/templates/`` (package data)."""
-    return resources.files("dldfd_hf").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def write_model_files(model: ModelLike, folder: PathLike, *, weights: bool = True) -> Dict[str, Any]:

@@ -22,7 +22,6 @@ from .workdir import FAILED_FILE, REPORT_FILE, WORK_DIR, BuildConfig, BuildError
 PathLike = Union[str, Path]
 
 
-
 def merge_shards(output: PathLike, shard_dirs: Sequence[PathLike] = (), progress: bool = True) -> dict[str, Any]:
     """Join shard folders (built with ``shard_index``/``num_shards``) into the corpus at ``output``.
 

@@ -9,11 +9,11 @@ import json
 import math
 import os
 import shutil
-from importlib import resources
 from pathlib import Path
 from typing import Union
 
 from .._io import temporary_name
+from ..cards import template_text
 from .build import read_report, report_table
 from .ffpp import SPLITS
 
@@ -49,11 +49,10 @@ def render_dataset_card(corpus_dir: PathLike, pretty_name: str = "FaceForensics+
             }
         ],
     )
-    template = resources.files("dldfd_hf") / "templates" / CARD_TEMPLATE
     frames = config["frames_per_video"]
     card = DatasetCard.from_template(
         card_data,
-        template_str=template.read_text(),
+        template_str=template_text(CARD_TEMPLATE),
         pretty_name=pretty_name,
         config=config,
         config_json=json.dumps(config, indent=2),
