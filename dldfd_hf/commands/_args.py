@@ -36,3 +36,14 @@ def frames_per_video(value: str) -> Optional[int]:
         return positive_int(value)
     except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number of frames (>= 1) or 'all', got {value!r}") from None
+
+
+def add_face_detection_arguments(parser: argparse.ArgumentParser) -> None:
+    """How a corpus build runs MTCNN: processes, device, batch size, threads (build-ffpp, build-faces)."""
+    parser.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--device", default="cpu", help="face detector device (cpu, cuda, cuda:1, ...)")
+    parser.add_argument("--batch-size", type=int, default=16, help="frames per face-detection batch")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads per process (default 1: MTCNN's small ops run fastest on one; add processes instead)",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import frames_per_video
+from ._args import add_face_detection_arguments, frames_per_video
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,10 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.1, help="share of the groups for validation (default 0.1, at least one)")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="share of the groups for test (default 0.1, at least one)")
     parser.add_argument("--retry-failed", action="store_true", help="try the files that failed in an earlier run again")
-    parser.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
-    parser.add_argument("--device", default="cpu", help="face detector device (cpu, cuda, ...)")
-    parser.add_argument("--batch-size", type=int, default=16, help="frames per face-detection batch")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1; add processes instead)")
+    add_face_detection_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

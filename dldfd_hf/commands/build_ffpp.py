@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, OPTIONAL_METHODS
-from ._args import frames_per_video
+from ._args import add_face_detection_arguments, frames_per_video
 
 if TYPE_CHECKING:
     from ..data.build import BuildConfig
@@ -37,14 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--splits-dir", help="folder with train.json/val.json/test.json (default: the official splits)")
     build.add_argument("--allow-missing", action="store_true", help="build the videos present even if the splits list more")
     build.add_argument("--retry-failed", action="store_true", help="try the videos that failed in an earlier run again")
-    build.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
+    add_face_detection_arguments(build)
     build.add_argument("--shard-index", type=int, default=0, help="this machine's shard (with --num-shards)")
     build.add_argument("--num-shards", type=int, default=1, help="machines sharing the build; join with `dldfd merge-ffpp`")
-    build.add_argument("--device", default="cpu", help="face detector device (cpu, cuda, cuda:1, ...)")
-    build.add_argument("--batch-size", type=int, default=16, help="frames per face-detection batch")
-    build.add_argument(
-        "--threads", type=int, default=1, help="torch threads per process (default 1: MTCNN's small ops run fastest on one; add processes instead)"
-    )
     _add_publish_args(build)
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=run_build)
