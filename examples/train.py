@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from dldfd_hf._io import atomic_write_json
-from dldfd_hf.data.protocols import protocol_view
+from dldfd_hf.data.protocols import class_counts, protocol_view
 from dldfd_hf.hub import save_model_folder, write_folder
 from dldfd_hf.loading import ModelLoadError
 from dldfd_hf.training.checkpoint import (
@@ -85,11 +85,6 @@ def subsample(dataset, limit, seed):
         return dataset
     rows = np.random.default_rng(seed).choice(len(dataset), size=limit, replace=False)
     return dataset.select(np.sort(rows))
-
-
-def class_counts(split):
-    labels = np.asarray(split.select_columns(["label"])["label"])
-    return {"real": int((labels == 0).sum()), "fake": int((labels == 1).sum())}
 
 
 def load_data(args):

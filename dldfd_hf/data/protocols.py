@@ -136,9 +136,18 @@ def protocol_view(corpus: Union[DatasetDict, str], protocol: Union[str, Protocol
         indices = np.flatnonzero(np.isin(_column(ds, "method"), keep_ids))
         view = ds.select(indices)
         labels = _column(ds, "label")[indices]
-        counts[split] = {name: int((labels == i).sum()) for i, name in enumerate(LABEL_NAMES)}
+        counts[split] = _count_labels(labels)
         splits[split] = view
     return ProtocolView(protocol=protocol, splits=DatasetDict(splits), methods=methods, class_counts=counts)
+
+
+def class_counts(ds: Dataset) -> dict[str, int]:
+    """Rows per class of a split, ``{"real": n, "fake": m}``, without decoding the images."""
+    return _count_labels(_column(ds, "label"))
+
+
+def _count_labels(labels: np.ndarray) -> dict[str, int]:
+    return {name: int((labels == i).sum()) for i, name in enumerate(LABEL_NAMES)}
 
 
 def _method_names(corpus: DatasetDict) -> list[str]:
