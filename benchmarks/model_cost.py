@@ -1,4 +1,4 @@
-"""What the augmented layers cost: ResNet-50 vs DLDFD (reference and fused stem), in one run.
+"""What the augmented layers cost: a backbone vs DLDFD on it (reference and fused stem), in one run.
 
 Prints ONE JSON line: per model the parameters, forward GFLOPs per image (torch.utils.flop_counter),
 inference img/s and peak memory, training-step img/s and peak memory; then the DLDFD / ResNet-50
@@ -10,7 +10,8 @@ Peak memory is the most memory that tensors allocated during one inference batch
 step hold at once, on top of the weights and the input batch (CUDA: ``max_memory_allocated``;
 CPU: the allocator events recorded by ``torch.profiler``).
 
-    python benchmarks/model_cost.py                                   # CPU, fp32
+    python benchmarks/model_cost.py                                   # CPU, fp32, ResNet-50
+    python benchmarks/model_cost.py --pair lite0                      # EfficientNet-Lite0 (the shipped detector's)
     python benchmarks/model_cost.py --device cuda --dtype bf16 --channels-last
 """
 
@@ -36,6 +37,11 @@ from tqdm import tqdm
 import dldfd_hf  # noqa: F401  (registers dldfd_resnet50)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# --pair: (plain backbone with one logit, DLDFD on it)
+PAIRS = {
+    "resnet50": ("resnet50", "dldfd_resnet50"),
+    "lite0": ("tf_efficientnet_lite0", "dldfd_efficientnet_lite0"),
+}
 # Issue 9's targets: DLDFD / ResNet-50 ratios (speed: at least, memory: at most).
 TARGETS = {
     "cpu": {"infer_speed": 0.85, "train_speed": 0.8, "train_memory": 1.2},
@@ -46,6 +52,7 @@ TARGETS = {
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--pair", choices=sorted(PAIRS), default="resnet50", help="backbone and its DLDFD (resnet50)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32",
                         help="inference: weights and inputs in this dtype; training: autocast to it")
     parser.add_argument("--channels-last", action="store_true", help="channels_last weights and inputs")
@@ -159,13 +166,15 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
     x_train = torch.randn(args.train_batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
     labels = torch.randint(0, 2, (args.train_batch,), device=device).float()
 
-    resnet = timm.create_model("resnet50", num_classes=1)
-    dldfd = timm.create_model("dldfd_resnet50")
+    base_name, dldfd_name = PAIRS[args.pair]
+    reference_name = f"{dldfd_name}_reference"
+    resnet = timm.create_model(base_name, num_classes=1)
+    dldfd = timm.create_model(dldfd_name)
     results: Dict[str, Dict[str, float]] = {}
-    for name, model in (("resnet50", resnet), ("dldfd_resnet50", dldfd)):
+    for name, model in ((base_name, resnet), (dldfd_name, dldfd)):
         results[name] = {"params": sum(p.numel() for p in model.parameters()),
                          "gflops": round(forward_gflops(model, torch.zeros(1, 3, size, size)), 3)}
-    results["dldfd_resnet50_reference"] = dict(results["dldfd_resnet50"])
+    results[reference_name] = dict(results[dldfd_name])
 
     # Inference and training need separate copies: inference weights are cast to --dtype,
     # training keeps fp32 weights under autocast.
@@ -173,11 +182,11 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         model = model.to(device=device, memory_format=memory_format)
         return model if for_training or args.dtype == "fp32" else model.to(DTYPES[args.dtype])
 
-    infer_models = {"resnet50": prepared(resnet, False), "dldfd": prepared(dldfd, False)}
+    infer_base, infer_dldfd = prepared(resnet, False), prepared(dldfd, False)
     candidates = {
-        "resnet50": Candidate("resnet50", infer_models["resnet50"], args, device),
-        "dldfd_resnet50_reference": Candidate("dldfd_resnet50_reference", infer_models["dldfd"], args, device, False),
-        "dldfd_resnet50": Candidate("dldfd_resnet50", infer_models["dldfd"], args, device, True),
+        base_name: Candidate(base_name, infer_base, args, device),
+        reference_name: Candidate(reference_name, infer_dldfd, args, device, False),
+        dldfd_name: Candidate(dldfd_name, infer_dldfd, args, device, True),
     }
     for name, candidate in tqdm(candidates.items(), desc="inference", file=sys.stderr):
         candidate.infer(x_infer)  # warm-up (oneDNN / cuDNN kernel selection)
@@ -205,8 +214,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         results[name]["infer_img_s"] = round(args.batch / statistics.median(candidate.times["infer"]), 2)
         results[name]["train_img_s"] = round(args.train_batch / statistics.median(candidate.times["train"]), 2)
 
-    def ratios(dldfd_name: str) -> Dict[str, float]:
-        base, other = results["resnet50"], results[dldfd_name]
+    def ratios(name: str) -> Dict[str, float]:
+        base, other = results[base_name], results[name]
         return {
             "infer_speed": round(other["infer_img_s"] / base["infer_img_s"], 3),
             "infer_memory": round(other["infer_peak_mib"] / base["infer_peak_mib"], 3),
@@ -215,7 +224,7 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
             "gflops": round(other["gflops"] / base["gflops"], 3),
         }
 
-    fused_ratios = ratios("dldfd_resnet50")
+    fused_ratios = ratios(dldfd_name)
     targets = TARGETS["cuda" if device.type == "cuda" else "cpu"]
     return {
         "benchmark": "model_cost",
@@ -230,7 +239,8 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         "train_batch": args.train_batch,
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "models": results,
-        "ratio_vs_resnet50": {"dldfd_resnet50": fused_ratios, "dldfd_resnet50_reference": ratios("dldfd_resnet50_reference")},
+        "pair": args.pair,
+        f"ratio_vs_{base_name}": {dldfd_name: fused_ratios, reference_name: ratios(reference_name)},
         "targets_met": {
             key: (fused_ratios[key] <= limit if key.endswith("memory") else fused_ratios[key] >= limit)
             for key, limit in targets.items()

@@ -158,7 +158,8 @@ def naive_once(detector: Any, path: Path, num_frames: int) -> Dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="real clip the test videos are built from")
-    parser.add_argument("--model", default="dldfd_resnet50", help="model for load_video_pipeline (random weights by name)")
+    parser.add_argument("--model", default="dldfd_efficientnet_lite0.sbi_faces",
+                        help="model for load_video_pipeline (default: the shipped detector; an architecture name: random weights)")
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5,
                         help="end-to-end runs per clip (best and median reported; the naive 10-minute run is done once)")

@@ -5,7 +5,7 @@
 MODEL is anything ``dldfd detect --model`` accepts: a Hub id, a local model folder, or an
 architecture name such as ``dldfd_tiny`` (random weights: smoke tests only). In a Space the model
 comes from the ``DLDFD_MODEL`` variable, else from the ``models`` entry of the Space card; with
-none of these the app exits with a message (there is no default model).
+none of these the app uses the detector shipped inside ``dldfd_hf`` (offline).
 The logic lives in :mod:`dldfd_hf.demo_utils`; this file is the page and its wiring.
 """
 
@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -23,7 +25,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from dldfd_hf.loading import ModelLoadError  # noqa: E402
+from dldfd_hf.loading import ModelLoadError, describe_model  # noqa: E402
 from dldfd_hf.demo_utils import (  # noqa: E402
     FAKE_COLOUR,
     FACES_TABLE_COLUMNS,
@@ -41,6 +43,7 @@ from dldfd_hf.demo_utils import (  # noqa: E402
     load_demo_pipeline,
     probability_plot_data,
     resolve_model_spec,
+    trim_cache,
     verdict_details,
     verdict_text,
     write_records_json,
@@ -52,8 +55,6 @@ APP_DIR = Path(__file__).resolve().parent
 CONCURRENCY_ID = "detector"  # both tabs share one model: one concurrency limit for both
 RECORDS_FOLDER = "dldfd-records"  # inside Gradio's cache: the JSON downloads, removed by delete_cache
 CACHE_LIFETIME_S = 3600  # uploads, crops and records older than this are deleted, checked this often
-NO_MODEL = ("no model given: pass --model MODEL (a model folder, a Hub id, or dldfd_tiny for a "
-            "random-weights smoke test) or set $DLDFD_MODEL")
 # Tiles of one size whatever the count (gradio would widen 2 faces to the full width), rows as tall
 # as their content (gradio's "auto" keeps a 450 px minimum).
 GALLERY = dict(height="fit-content", fit_columns=False, object_fit="contain")
@@ -73,6 +74,12 @@ def _verdict_markdown(analysis: Analysis, strategy: str, threshold: float) -> st
     return f"## {text}\n{verdict_details(analysis.row, strategy, threshold)}"
 
 
+def _summary(model_name: str) -> str:
+    """`` — what it was trained on`` for the shipped detector, nothing for other models."""
+    line = describe_model(model_name)
+    return f" — {line.split(': ', 1)[1]}" if line != model_name else ""
+
+
 def _message(text: str) -> str:
     return f"### ⚠ {text}"
 
@@ -81,8 +88,21 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
                concurrency: int = 1) -> gr.Blocks:
     """The page: a Video tab and an Image tab, each with a Grad-CAM explanation."""
 
+    def bound_cache(*keep: Optional[str]) -> None:
+        """Keep what this app left in Gradio's cache under ``limits.max_cache_mb`` (oldest first)."""
+        try:
+            files = [name for names in demo.temp_file_sets for name in list(names)]
+            if records_dir.is_dir():
+                files += [str(path) for path in records_dir.iterdir()]
+            removed = trim_cache(files, limits.max_cache_mb * 2**20, keep=[name for name in keep if name])
+            if removed:
+                logger.info("cache over %g MB: removed the %d oldest file(s)", limits.max_cache_mb, len(removed))
+        except Exception:  # the bound must never cost an answer
+            logger.exception("trimming the cache failed")
+
     def run_video(video: Optional[str], num_frames: int, strategy: str, threshold: float, explain: bool,
                   progress: gr.Progress = gr.Progress()) -> tuple:
+        bound_cache(video)
         try:
             analysis = analyse_video(detector, video, num_frames=num_frames, strategy=strategy,
                                      threshold=threshold, limits=limits,
@@ -105,6 +125,7 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
             return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
 
     def run_image(photo: Optional[str], threshold: float, explain: bool) -> tuple:
+        bound_cache(photo)
         try:
             analysis = analyse_image(detector, photo, threshold=threshold, limits=limits)
             heatmaps = explain_crops(detector, analysis.crops) if explain else []
@@ -127,7 +148,7 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
         # elsewhere, and deleted with the rest of the cache on the delete_cache schedule.
         records_dir = Path(demo.GRADIO_CACHE) / RECORDS_FOLDER
         gr.Markdown(DESCRIPTION)
-        gr.Markdown(f"Model: `{model_name}` · {limits.describe()}")
+        gr.Markdown(f"Model: `{model_name}`{_summary(model_name)} · {limits.describe()}")
         if notice:
             gr.Markdown(f"⚠ **Warning: {notice}**")
         with gr.Tab("Video"):
@@ -200,7 +221,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="DLDFD deepfake detector demo (Gradio)")
     parser.add_argument("--model", default=None,
                         help="Hub id, model folder or DLDFD architecture name "
-                             "(default: $DLDFD_MODEL, else the Space card's model; one of them is required)")
+                             "(default: $DLDFD_MODEL, else the Space card's model, else the detector shipped with dldfd-hf)")
     parser.add_argument("--device", default=os.environ.get("DLDFD_DEVICE"),
                         help="torch device, e.g. cpu or cuda:0 (default: $DLDFD_DEVICE, else cuda if available)")
     parser.add_argument("--host", default=None, help="address to serve on (default: gradio's, $GRADIO_SERVER_NAME)")
@@ -211,11 +232,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="longest video accepted, seconds (300; $DLDFD_MAX_VIDEO_SECONDS)")
     parser.add_argument("--max-frames", type=int, default=int(_env_float("DLDFD_MAX_FRAMES", 64)),
                         help="most frames a user may sample per video (64; $DLDFD_MAX_FRAMES)")
+    parser.add_argument("--max-cache-mb", type=float, default=_env_float("DLDFD_MAX_CACHE_MB", 1000.0),
+                        help="most the uploads, crops and records may take in Gradio's cache while the app runs, "
+                             "MB; the oldest go first (1000; $DLDFD_MAX_CACHE_MB)")
     parser.add_argument("--concurrency", type=int, default=1,
                         help="analyses run at the same time (1: the model uses every core already)")
     parser.add_argument("--queue-size", type=int, default=20, help="requests that may wait in the queue (20)")
     args = parser.parse_args(argv)
-    for name in ("max_upload_mb", "max_video_seconds", "max_frames", "concurrency", "queue_size"):
+    for name in ("max_upload_mb", "max_video_seconds", "max_frames", "max_cache_mb", "concurrency", "queue_size"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -226,10 +250,8 @@ def main(argv: Optional[Sequence[str]] = None, *, block: bool = True) -> gr.Bloc
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     limits = DemoLimits(max_upload_mb=args.max_upload_mb, max_video_seconds=args.max_video_seconds,
-                        max_frames=args.max_frames)
+                        max_frames=args.max_frames, max_cache_mb=args.max_cache_mb)
     model_name = resolve_model_spec(args.model, APP_DIR)
-    if model_name is None:
-        raise SystemExit(f"demo/app.py: {NO_MODEL}")
     logger.info("loading %s", model_name)
     try:
         detector, notice = load_demo_pipeline(model_name, device=args.device)
@@ -237,9 +259,25 @@ def main(argv: Optional[Sequence[str]] = None, *, block: bool = True) -> gr.Bloc
         raise SystemExit(f"demo/app.py: {err}") from None
     demo = build_demo(detector, model_name, limits, notice=notice, concurrency=args.concurrency)
     demo.queue(max_size=args.queue_size)
+    if block:
+        exit_on_sigterm()
     demo.launch(server_name=args.host, server_port=args.port, max_file_size=f"{int(args.max_upload_mb * 1024)}kb",
                 prevent_thread_lock=not block, show_error=True)
     return demo
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM (``docker stop``, a Space restart, ``kill``) ends the app as Ctrl-C does: Gradio then
+    closes the server, and its shutdown deletes the uploads, crops and records this app put in its
+    cache. Python's default for SIGTERM ends the process at once and leaves them behind. Only from
+    the main thread (where signal handlers live); elsewhere it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

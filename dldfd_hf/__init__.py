@@ -13,7 +13,7 @@ from .modeling_dldfd import (
     DLDFDPreTrainedModel,
     image_processor_for,
 )
-from .models import DLDFD, AugmentedStem, create_dldfd
+from .models import DLDFD, SHIPPED_MODEL, AugmentedStem, create_dldfd
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "DLDFDForImageClassification",
     "DLDFDPreTrainedModel",
     "DeepfakeVideoDetectionPipeline",
+    "SHIPPED_MODEL",
     "create_dldfd",
     "image_processor_for",
 ]

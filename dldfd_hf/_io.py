@@ -9,14 +9,17 @@ import re
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
 # <name>.tmp-<host>-<pid>-<random>: groups name, host, pid.
 TEMPORARY_PATTERN = re.compile(r"^(?P<name>.+)\.tmp-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}$")
 
-__all__ = ["TEMPORARY_PATTERN", "atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "temporary_name"]
+__all__ = [
+    "TEMPORARY_PATTERN", "atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "temporary_name",
+    "unwritable_reason",
+]
 
 
 def temporary_name(path: PathLike) -> Path:
@@ -60,3 +63,41 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 def atomic_write_json(path: PathLike, data: Any, **dump_kwargs: Any) -> None:
     dump_kwargs.setdefault("indent", 2)
     atomic_write_text(path, json.dumps(data, **dump_kwargs) + "\n")
+
+
+def unwritable_reason(path: PathLike) -> Optional[str]:
+    """Why :func:`atomic_write_bytes` could not write ``path`` (None when it can), found before any
+    work is done: by creating and removing a temporary beside it (in the nearest existing folder
+    when its folder does not exist yet: :func:`atomic_path` creates the rest), and, when ``path``
+    exists, by opening it for appending (an immutable or read-only file).
+
+    Nothing is left behind and nothing existing is changed. The write can still fail later (a
+    full disk, permissions changed meanwhile): callers keep their results then.
+    """
+    path = Path(path)
+    try:
+        if path.is_dir():
+            return "it is a directory"
+        if path.exists() and not path.is_file():
+            return "it exists and is not a regular file"
+        folder = path.absolute().parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            return f"{folder} is not a folder"
+        probe = temporary_name(folder / path.name)
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as err:
+            return f"cannot create a file in {folder} ({err.strerror or err})"
+        os.close(fd)
+        probe.unlink()
+        if path.exists():
+            try:
+                with open(path, "ab"):
+                    pass
+            except OSError as err:
+                return f"cannot replace it ({err.strerror or err})"
+    except OSError as err:  # e.g. a symlink loop on the way, a name too long
+        return err.strerror or str(err)
+    return None

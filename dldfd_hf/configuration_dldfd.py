@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from transformers import PretrainedConfig
 
@@ -35,7 +35,10 @@ class DLDFDConfig(PretrainedConfig):
         timm_architecture: registered timm name of the network (``dldfd_resnet50``, ...).
         backbone: timm backbone name, optionally with its weights tag (``resnet50.tv_in1k``).
         backbone_kwargs: extra arguments for the timm backbone.
-        head_num_classes: outputs of the timm head: 1 (fake logit, BCE) or 2 (real/fake, CE).
+        head_num_classes: outputs of the timm head: 1 (fake logit, BCE) or 2 (real/fake, CE), both with
+            the two labels real / fake; or one logit per label for more classes (CE), e.g. 5 with
+            ``id2label={0: "real", 1: "Deepfakes", 2: "Face2Face", 3: "FaceSwap", 4: "NeuralTextures"}``.
+            Default: one logit per label when ``id2label`` / ``num_labels`` give more than two, else 1.
         num_channels: image channels.
         stem_out_chans, stem_branch_chans, stem_branches, stem_norm, stem_act: the augmented layers.
         stem_fused: run the augmented layers with the fused, memory-saving kernels (same results).
@@ -52,7 +55,7 @@ class DLDFDConfig(PretrainedConfig):
         timm_architecture: str = "dldfd_resnet50",
         backbone: str = "resnet50.tv_in1k",
         backbone_kwargs: Optional[Dict[str, Any]] = None,
-        head_num_classes: int = 1,
+        head_num_classes: Optional[int] = None,
         num_channels: int = 3,
         stem_out_chans: int = 3,
         stem_branch_chans: int = 64,
@@ -68,14 +71,28 @@ class DLDFDConfig(PretrainedConfig):
         pos_weight: Optional[float] = None,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("id2label", dict(ID2LABEL))
-        kwargs.setdefault("label2id", dict(LABEL2ID))
+        if head_num_classes is not None and (
+            not isinstance(head_num_classes, int) or isinstance(head_num_classes, bool) or head_num_classes < 1
+        ):
+            raise ValueError(f"DLDFDConfig: head_num_classes must be a positive integer, got {head_num_classes!r}")
+        if kwargs.get("id2label") is not None:
+            kwargs.setdefault("label2id", {label: int(i) for i, label in kwargs["id2label"].items()})
+        elif kwargs.get("num_labels") is None:
+            if head_num_classes is not None and head_num_classes > 2:
+                kwargs["num_labels"] = head_num_classes  # transformers' LABEL_0, LABEL_1, ...
+            else:
+                kwargs["id2label"], kwargs["label2id"] = dict(ID2LABEL), dict(LABEL2ID)
         super().__init__(**kwargs)
-        if head_num_classes not in (1, 2):
-            raise ValueError(f"DLDFDConfig: head_num_classes must be 1 or 2, got {head_num_classes!r}")
-        if self.num_labels != 2:
+        if head_num_classes is None:
+            head_num_classes = self.num_labels if self.num_labels > 2 else 1
+        if head_num_classes <= 2 and self.num_labels != 2:
             raise ValueError(
-                f"DLDFDConfig: a deepfake detector has exactly two labels (real, fake); got id2label={self.id2label}"
+                f"DLDFDConfig: a head of {head_num_classes} logit(s) is a detector with exactly two labels "
+                f"(real, fake); got id2label={self.id2label} (for one logit per label: head_num_classes={self.num_labels})"
+            )
+        if head_num_classes > 2 and self.num_labels != head_num_classes:
+            raise ValueError(
+                f"DLDFDConfig: head_num_classes={head_num_classes} needs as many labels, got id2label={self.id2label}"
             )
         for name, value in (("num_channels", num_channels), ("stem_out_chans", stem_out_chans),
                             ("stem_branch_chans", stem_branch_chans), ("stem_branches", stem_branches),
@@ -109,6 +126,11 @@ class DLDFDConfig(PretrainedConfig):
         self.image_std = list(image_std)
         self.pos_weight = pos_weight
 
+    def class_names(self) -> List[str]:
+        """The labels in class-id order (``["real", "fake"]`` for the one- and two-logit heads). Not
+        ``label_names``: that key of a saved config.json would shadow a method of that name."""
+        return [self.id2label[i] for i in range(self.num_labels)]
+
     def dldfd_kwargs(self) -> Dict[str, Any]:
         """Constructor arguments of the timm :class:`~dldfd_hf.models.DLDFD` module."""
         kwargs = {arg: getattr(self, field) for field, arg in _DLDFD_ARGS.items()}
@@ -128,5 +150,9 @@ class DLDFDConfig(PretrainedConfig):
             fields.setdefault("image_std", tuple(cfg.get("std", IMAGENET_STD)))
             if cfg.get("architecture"):
                 fields.setdefault("timm_architecture", cfg["architecture"])
+        num_classes = fields.get("head_num_classes", 1)
+        label_names = list(cfg.get("label_names") or [])
+        if num_classes > 2 and len(label_names) == num_classes and "id2label" not in kwargs:
+            fields["id2label"] = dict(enumerate(label_names))  # a multi-class network's own labels
         fields.update(kwargs)
         return cls(**fields)

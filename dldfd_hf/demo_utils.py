@@ -12,11 +12,12 @@ give the same verdict and per-frame records for the same file and model.
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
@@ -49,6 +50,7 @@ __all__ = [
     "draw_faces",
     "faces_table",
     "write_records_json",
+    "trim_cache",
 ]
 
 MODEL_ENV = "DLDFD_MODEL"
@@ -69,6 +71,8 @@ class DemoLimits:
     max_upload_mb: float = 100.0
     max_video_seconds: float = 300.0
     max_frames: int = 64
+    max_cache_mb: float = 1000.0
+    """Most the app's uploads, crops and records may take in Gradio's cache (see :func:`trim_cache`)."""
 
     def describe(self) -> str:
         return (f"Files up to {self.max_upload_mb:g} MB, videos up to {_duration_text(self.max_video_seconds)}, "
@@ -95,10 +99,11 @@ class Analysis:
 # --------------------------------------------------------------------------------------------------
 # Model and limits
 # --------------------------------------------------------------------------------------------------
-def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = None) -> Optional[str]:
+def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = None) -> str:
     """The model the demo runs: ``--model``, else ``$DLDFD_MODEL``, else the first ``models`` entry
-    of the Space card (``README.md`` beside the app, as the Space export writes it); None when none
-    names one (there is no default: the demo never fetches a model nobody asked for)."""
+    of the Space card (``README.md`` beside the app, as the Space export writes it), else the
+    detector shipped inside the package (:data:`~dldfd_hf.loading.DEFAULT_MODEL`: nothing is fetched
+    that nobody asked for)."""
     if cli_model:
         return cli_model
     if os.environ.get(MODEL_ENV):
@@ -109,7 +114,9 @@ def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = N
         models = (metadata_load(Path(app_dir) / "README.md") or {}).get("models") or []
         if models:
             return str(models[0])
-    return None
+    from .loading import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
 
 
 def load_demo_pipeline(spec: str, device: Optional[str] = None) -> Tuple[Any, Optional[str]]:
@@ -213,12 +220,14 @@ def analyse_video(
                 )
             report(0.1, f"Decoding {min(num_frames, info.frame_count)} of {info.frame_count} frames")
             frames = reader.sample(num_frames)
+            warning = reader.warning
     except MediaError as err:
         raise InputRejected(f"Cannot read {path.name}: {err.reason}.") from None
 
     report(0.35, f"Finding and scoring faces in {len(frames)} frames")
     result = detector(frames, strategy=strategy, threshold=threshold, batch_size=batch_size, return_crops=True)
     crops = result.pop("crops")
+    result["warning"] = result.get("warning") or warning  # the file's, as dldfd detect reports it
     report(0.9, "Preparing the results")
     return Analysis(row=result_row(path.name, result), crops=crops)
 
@@ -388,6 +397,39 @@ def write_records_json(row: Dict[str, Any], directory: PathLike) -> Path:
     path = folder / f"{Path(row['path']).stem or 'upload'}.{uuid.uuid4().hex[:8]}.dldfd.json"
     atomic_write_text(path, format_rows([row], "json"))
     return path
+
+
+def trim_cache(files: Iterable[PathLike], max_bytes: float, keep: Iterable[PathLike] = ()) -> List[Path]:
+    """Delete the oldest of ``files`` (by modification time) until the rest take at most
+    ``max_bytes``; never the ``keep`` files (the request being answered). Returns what was deleted.
+
+    The demo's bound on the uploads, crops and records it leaves in Gradio's cache while it runs:
+    Gradio deletes them only by age (``delete_cache``) and when the app shuts down. Files already
+    gone are skipped, so a concurrent sweep does no harm.
+    """
+    kept = {os.path.abspath(name) for name in keep}
+    entries = []
+    for name in {os.path.abspath(name) for name in files}:
+        try:
+            info = os.stat(name)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            entries.append((info.st_mtime, info.st_size, name))
+    total = sum(size for _, size, _ in entries)
+    removed: List[Path] = []
+    for _, size, name in sorted(entries):
+        if total <= max_bytes:
+            break
+        if name in kept:
+            continue
+        try:
+            os.remove(name)
+        except OSError:
+            continue
+        total -= size
+        removed.append(Path(name))
+    return removed
 
 
 def _duration_text(seconds: float) -> str:

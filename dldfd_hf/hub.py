@@ -35,7 +35,7 @@ import transformers
 from .cards import template_text
 from .configuration_dldfd import DLDFDConfig
 from .modeling_dldfd import DLDFDForImageClassification, image_processor_for
-from .models.dldfd import DLDFD, LABEL_NAMES
+from .models.dldfd import DLDFD
 
 __all__ = [
     "AUTO_MAP",
@@ -151,7 +151,7 @@ def _pretrained_cfg(model: DLDFD, config: DLDFDConfig, architecture: str) -> Dic
         mean=list(config.image_mean),
         std=list(config.image_std),
         num_classes=config.head_num_classes,
-        label_names=list(LABEL_NAMES),
+        label_names=config.class_names(),
         first_conv="stem.conv",
         classifier=model.pretrained_cfg_classifier(),
     )
@@ -177,7 +177,7 @@ def hub_config(model: ModelLike) -> Dict[str, Any]:
         architecture=architecture,
         num_classes=config.head_num_classes,
         num_features=network.num_features,
-        label_names=list(LABEL_NAMES),
+        label_names=config.class_names(),
         pretrained_cfg=_pretrained_cfg(network, config, architecture),
     )
     model_args = _model_args(architecture, config)

@@ -8,9 +8,16 @@ everywhere:
   tests), ``dldfd_resnet50.ffpp_c40`` (architecture.tag) -> that tag's pretrained weights via timm;
 * anything else -> a Hugging Face Hub id (``hf-hub:`` prefix optional), loaded with transformers.
 
-There is no default model: the Hub is only contacted for a Hub id (or pretrained tag) the user
-named. Every failure -- a missing folder, a corrupt ``model.safetensors``, an unreachable Hub id --
+The default (:data:`DEFAULT_MODEL`) is the detector that ships inside the package
+(``dldfd_efficientnet_lite0.sbi_faces``), loaded from the installed files: the Hub is only contacted
+for a Hub id (or a pretrained tag without bundled weights) the user named. Every failure -- a missing folder, a corrupt ``model.safetensors``, an unreachable Hub id --
 is a :class:`ModelLoadError` whose message names the model and the reason.
+
+No code from a model folder or Hub repo ever runs: every transformers call passes
+``trust_remote_code=False``, and a folder or repo whose ``config.json`` declares another
+``model_type`` than ``"dldfd"`` is refused before transformers reads it ("not a DLDFD model
+folder: model_type 'X'"). The remote-code shims of exported repos serve users of plain
+transformers (``trust_remote_code=True``); these loaders never need them.
 """
 
 from __future__ import annotations
@@ -22,11 +29,15 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, Tuple, Union
 
 import torch
 
+from .models.dldfd import SHIPPED_MODEL, SHIPPED_MODEL_SUMMARY
+
 if TYPE_CHECKING:
     from .pipelines import DeepfakeVideoDetectionPipeline
 
 __all__ = [
+    "DEFAULT_MODEL",
     "ModelLoadError",
+    "describe_model",
     "RandomWeightsWarning",
     "looks_like_hub_id",
     "resolve_model_source",
@@ -36,6 +47,15 @@ __all__ = [
 
 ModelSource = Literal["folder", "architecture", "pretrained-tag", "hub"]
 HUB_PREFIX = "hf-hub:"
+DEFAULT_MODEL = SHIPPED_MODEL
+
+
+def describe_model(spec: Union[str, os.PathLike, None]) -> str:
+    """One line on which model answers: its name and, for the shipped detector, what it was trained on."""
+    name = str(spec) if spec is not None else DEFAULT_MODEL
+    if name == SHIPPED_MODEL:
+        return f"{SHIPPED_MODEL} (shipped with dldfd-hf): {SHIPPED_MODEL_SUMMARY}"
+    return name
 
 
 class ModelLoadError(Exception):
@@ -100,14 +120,16 @@ def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
     )
 
 
-def load_model(spec: Union[str, os.PathLike], device: Union[str, torch.device, None] = None) -> Tuple[Any, Any]:
-    """``(model, image_processor)`` for ``spec``; the model is a transformers image classifier in eval mode.
+def load_model(spec: Union[str, os.PathLike, None] = None, device: Union[str, torch.device, None] = None) -> Tuple[Any, Any]:
+    """``(model, image_processor)`` for ``spec`` (default: the shipped detector); the model is a
+    transformers image classifier in eval mode.
 
     Raises :class:`ModelLoadError` with the reason when ``spec`` cannot be loaded: a Hub id that is
     not cached while offline, a corrupt or truncated weights file (named in the message), a
     config that is not a model's, ... Building from a bare architecture name emits a
     :class:`RandomWeightsWarning`.
     """
+    spec = DEFAULT_MODEL if spec is None else spec
     source = resolve_model_source(spec)
     text = str(spec)
     if source == "folder":
@@ -116,6 +138,8 @@ def load_model(spec: Union[str, os.PathLike], device: Union[str, torch.device, N
         location = text[len(HUB_PREFIX):] if text.startswith(HUB_PREFIX) else text
     else:
         location = text
+    if source in ("folder", "hub"):
+        _check_model_type(source, text, location)  # before transformers sees the folder: see module doc
     if source == "architecture":
         message = (
             f"{text} was built with RANDOM weights: its predictions are meaningless "
@@ -133,7 +157,7 @@ def load_model(spec: Union[str, os.PathLike], device: Union[str, torch.device, N
 
 
 def load_video_pipeline(
-    spec: Union[str, os.PathLike],
+    spec: Union[str, os.PathLike, None] = None,
     device: Union[str, torch.device, None] = None,
     **pipeline_kwargs: Any,
 ) -> "DeepfakeVideoDetectionPipeline":
@@ -161,9 +185,10 @@ def _load(source: ModelSource, location: str) -> Tuple[Any, Any]:
         network = timm.create_model(location, pretrained=source == "pretrained-tag")
         model = DLDFDForImageClassification.from_timm(network)
         return model, image_processor_for(model.config)
-    model = AutoModelForImageClassification.from_pretrained(location)
+    # trust_remote_code=False: never import Python files shipped with the folder or repo.
+    model = AutoModelForImageClassification.from_pretrained(location, trust_remote_code=False)
     try:
-        processor = AutoImageProcessor.from_pretrained(location)
+        processor = AutoImageProcessor.from_pretrained(location, trust_remote_code=False)
     except (OSError, ValueError):
         # Exported and save_pretrained folders carry preprocessor_config.json; a training checkpoint
         # (config.json + weights) does not, and its DLDFD config holds the size / mean / std.
@@ -171,6 +196,47 @@ def _load(source: ModelSource, location: str) -> Tuple[Any, Any]:
             raise
         processor = image_processor_for(model.config)
     return model, processor
+
+
+def _check_model_type(source: ModelSource, text: str, location: str) -> None:
+    """Refuse a folder or Hub repo whose ``config.json`` declares a model type other than DLDFD's.
+
+    Such a config makes transformers look for the model's code in the folder itself (``auto_map``),
+    and ask on a terminal whether to run it. A config.json that cannot be read (missing, not JSON,
+    a Hub repo that cannot be reached) is left to the loader, which reports it.
+    """
+    import json
+
+    from .configuration_dldfd import DLDFDConfig
+
+    if source == "folder":
+        config_file: Optional[Path] = Path(location) / "config.json"
+    else:
+        config_file = _hub_config_file(location)
+    if config_file is None or not config_file.is_file():
+        return
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(config, dict):
+        return
+    model_type = config.get("model_type")
+    if model_type == DLDFDConfig.model_type:
+        return
+    what = "model folder" if source == "folder" else "model repo"
+    declared = f"model_type {model_type!r}" if model_type is not None else "its config.json has no model_type"
+    raise ModelLoadError(f"cannot load {text!r}: not a DLDFD {what}: {declared}")
+
+
+def _hub_config_file(repo_id: str) -> Optional[Path]:
+    """The repo's config.json (downloaded, or from the cache when offline); None when unavailable."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, "config.json"))
+    except Exception:  # offline and not cached, no such repo, ...: the loader reports it
+        return None
 
 
 def _failure_message(source: ModelSource, text: str, location: str, err: Exception) -> str:

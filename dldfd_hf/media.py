@@ -6,7 +6,10 @@ starts with the file's path and then says what was wrong with it.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+import struct
 from pathlib import Path
 from typing import Literal, Optional, Union
 
@@ -19,6 +22,7 @@ __all__ = [
     "MediaError",
     "ImageReadError",
     "media_kind",
+    "file_problem",
     "load_image",
     "to_rgb_image",
     "to_rgb_array",
@@ -59,11 +63,32 @@ def media_kind(path: PathLike) -> Optional[Literal["image", "video"]]:
     return None
 
 
+def file_problem(path: PathLike) -> Optional[str]:
+    """Why ``path`` is not a regular file to read ("no such file", "symlink loop", "not a regular
+    file", ...), None when it is one."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symlink loop"
+        if err.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "no such file"
+        return (err.strerror or type(err).__name__).lower()
+    except ValueError as err:  # e.g. a NUL byte in the name
+        return f"invalid file name ({err})"
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def load_image(path: PathLike) -> Image.Image:
-    """Read an image file as RGB, upright (EXIF orientation applied), fully decoded."""
+    """Read an image file as RGB, upright (EXIF orientation applied), fully decoded.
+
+    An image over PIL's decompression-bomb limit (``2 * Image.MAX_IMAGE_PIXELS`` pixels) is refused
+    with its size, before any pixel is decoded.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(path, "no such file" if not path.exists() else "not a regular file")
+    problem = file_problem(path)
+    if problem is not None:
+        raise ImageReadError(path, problem)
     if path.stat().st_size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
     try:
@@ -73,8 +98,38 @@ def load_image(path: PathLike) -> Image.Image:
             return to_rgb_image(image)
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image (PIL cannot identify the format)") from None
+    except Image.DecompressionBombError:
+        raise ImageReadError(path, _too_large(path)) from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageReadError(path, f"unreadable or truncated image ({err})") from None
+
+
+def _too_large(path: Path) -> str:
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    size = _header_size(path)
+    dimensions = f"{size[0]} x {size[1]}" if size else "over the limit"
+    return f"image too large ({dimensions}, limit {limit} pixels)"
+
+
+def _header_size(path: Path) -> Optional[tuple]:
+    """The image's size read from its header alone, without PIL's decompression-bomb check (which
+    :func:`PIL.Image.open` applies): only called to describe an image that check refused."""
+    Image.init()
+    try:
+        with open(path, "rb") as handle:
+            prefix = handle.read(16)
+            for name in Image.ID:
+                factory, accept = Image.OPEN[name]
+                if accept is not None and not accept(prefix):
+                    continue
+                handle.seek(0)
+                try:
+                    return factory(handle, str(path)).size
+                except (SyntaxError, IndexError, TypeError, ValueError, struct.error, OSError):
+                    continue
+    except OSError:
+        return None
+    return None
 
 
 def to_rgb_image(image: ImageLike) -> Image.Image:

@@ -130,7 +130,9 @@ class DLDFDForImageClassification(DLDFDPreTrainedModel):
     With the default one-logit head (``head_num_classes=1``) the network outputs the fake logit
     ``z`` and this model returns logits ``[0, z]``: softmax gives ``[P(real), P(fake)]`` with
     ``P(fake) = sigmoid(z)``. The loss is BCE-with-logits on ``z`` weighted by ``config.pos_weight``.
-    With ``head_num_classes=2`` the two logits are returned as they are and the loss is cross-entropy.
+    With ``head_num_classes=2`` the two logits are returned as they are and the loss is cross-entropy;
+    likewise with more classes (one logit per label of ``config.id2label``, e.g. real and the four
+    FaceForensics++ methods).
     """
 
     def __init__(self, config: DLDFDConfig) -> None:
@@ -192,19 +194,22 @@ class DLDFDForImageClassification(DLDFDPreTrainedModel):
         return ImageClassifierOutputWithNoAttention(loss=loss, logits=logits, hidden_states=hidden_states)
 
     def compute_loss(self, head: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """BCE on the fake logit (1-logit head, ``pos_weight`` honoured) or CE (2-logit head).
+        """BCE on the fake logit (1-logit head, ``pos_weight`` honoured) or CE (2 or more logits).
 
-        ``labels``: shape (batch,), 0 = real, 1 = fake; soft float targets in [0, 1] are accepted
-        by the BCE head.
+        ``labels``: shape (batch,), class ids of ``config.id2label`` (0 = real, 1 = fake for the
+        binary heads); soft float targets in [0, 1] are accepted by the BCE head.
         """
         labels = labels.to(head.device)
         if labels.ndim != 1 or labels.shape[0] != head.shape[0]:
             raise ValueError(
                 f"labels must be shaped (batch,) = ({head.shape[0]},) with 0 = real, 1 = fake; got {tuple(labels.shape)}"
             )
-        if head.shape[1] == 2:
+        if head.shape[1] > 1:
             if labels.is_floating_point():
-                raise ValueError("a two-logit head needs integer class labels (0 = real, 1 = fake)")
+                raise ValueError(
+                    f"a {head.shape[1]}-logit head needs integer class labels (0 .. {head.shape[1] - 1}, "
+                    f"see config.id2label)"
+                )
             return nn.functional.cross_entropy(head, labels)
         pos_weight = None
         if self.config.pos_weight is not None:

@@ -6,17 +6,26 @@
 {'label': 'fake', 'score': 0.81, 'fake_score': 0.81, 'votes': {'fake': 26, 'real': 6}, 'frames': [...], ...}
 >>> detector("interview.mp4")       # score: confidence of the label; fake_score: share of fake votes
 {'label': 'real', 'score': 0.75, 'fake_score': 0.25, 'votes': {'fake': 8, 'real': 24}, ...}
+>>> pipeline("deepfake-video-detection")   # no model: the detector shipped inside dldfd_hf
 
 Inputs: a video path, an image path, a PIL image, an ``HxWx3`` array (a photo: every face is
 scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.video.Frame`),
 or a list of paths (one result per path). The model's own preprocessing is used: its saved
 ``preprocessor_config.json`` or, failing that, the config's image size / mean / std.
+
+Frames are decoded and searched for faces a few at a time (:meth:`DeepfakeVideoDetectionPipeline.frame_batch`),
+so memory holds one batch of frames plus one face crop per frame, whatever ``num_frames``.
+
+``pipeline(...)`` is transformers' own function: to load a folder or repo you did not make, pass
+``trust_remote_code=False`` or use :func:`dldfd_hf.loading.load_video_pipeline`, which never runs
+code from a model folder and refuses one that is not a DLDFD model.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -30,8 +39,8 @@ from .faces import FaceCropper
 from .labels import FAKE, ID2LABEL
 from .media import load_image, media_kind, to_rgb_array
 from .modeling_dldfd import image_processor_for
-from .models.dldfd import fake_probabilities
-from .video import Frame, sample_frames
+from .models.dldfd import SHIPPED_MODEL_DIR, fake_probabilities
+from .video import Frame, VideoReader, sample_frames
 from .voting import STRATEGIES, FrameRecord, vote
 
 __all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "register_pipeline"]
@@ -71,7 +80,8 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     P(fake) for mean), ``votes`` ``{"fake", "real"}``, ``mean_prob``, ``fake_ratio``,
     ``frames_used``, ``frames_without_face``, ``frames_sampled``, ``kind`` (``"video"``/``"image"``/
     ``"frames"``), and ``frames``: one record per scored face or per frame without a face,
-    ``{"index", "time", "box", "fake_prob", "face_score"}``. With ``return_crops=True`` also
+    ``{"index", "time", "box", "fake_prob", "face_score"}``; ``warning``: None, or why the
+    verdict may rest on less than the whole file (a video that looks truncated). With ``return_crops=True`` also
     ``crops``: the face crops (PIL images at the model's input size) in the order of the records
     that have a box. ``label``, ``score`` and ``fake_score`` are None when no face was found.
     """
@@ -156,45 +166,61 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         min_face_score: float = 0.9,
         detect_max_size: Optional[int] = None,
     ) -> Dict[str, Any]:
-        kind, frames = self._frames(inputs, num_frames)
+        warning = None
+        if isinstance(inputs, (str, os.PathLike)) and media_kind(inputs) != "image":
+            kind, frames, warning = "video", *self._video_frames(inputs, num_frames)
+        else:
+            kind, frames = self._frames(inputs, num_frames)
         if select is None:
             select = "all" if kind == "image" else "largest"
         if detect_max_size is None:
             detect_max_size = IMAGE_DETECT_SIZE if kind == "image" else VIDEO_DETECT_SIZE
         min_face_size = IMAGE_MIN_FACE_SIZE if kind == "image" else VIDEO_MIN_FACE_SIZE
         cropper = self.face_cropper(select, min_face_score, min(min_face_size, detect_max_size))
-        faces_per_frame = cropper([frame.image for frame in frames], detect_max_size=detect_max_size)
         records: List[FrameRecord] = []
         crops: List[Image.Image] = []
-        for frame, faces in zip(frames, faces_per_frame):
-            time = frame.time if kind == "video" else None
-            if not faces:
-                records.append(FrameRecord(index=frame.index, time=time, box=None, fake_prob=None))
-            for face in faces:
-                records.append(FrameRecord(
-                    index=frame.index, time=time, box=face.box, fake_prob=None, face_score=face.score
-                ))
-                crops.append(face.crop)
-        pixel_values = None
-        if crops:
-            pixel_values = self.image_processor(images=crops, return_tensors="pt")["pixel_values"]
-        return {
-            "pixel_values": pixel_values, "records": records, "crops": crops, "kind": kind, "frames_sampled": len(frames)
-        }
+        frames_sampled = 0
+        try:
+            # A batch of frames at a time (whole MTCNN batches, so the faces found do not depend on
+            # it): only the face crops are kept, never all the decoded frames.
+            for chunk in _batches(frames, self.frame_batch(cropper)):
+                faces_per_frame = cropper([frame.image for frame in chunk], detect_max_size=detect_max_size)
+                for frame, faces in zip(chunk, faces_per_frame):
+                    time = frame.time if kind == "video" else None
+                    if not faces:
+                        records.append(FrameRecord(index=frame.index, time=time, box=None, fake_prob=None))
+                    for face in faces:
+                        records.append(FrameRecord(
+                            index=frame.index, time=time, box=face.box, fake_prob=None, face_score=face.score
+                        ))
+                        crops.append(face.crop)
+                frames_sampled += len(chunk)
+        finally:
+            close = getattr(frames, "close", None)  # a video's frame stream: closes the file
+            if close is not None:
+                close()
+        return {"records": records, "crops": crops, "kind": kind, "frames_sampled": frames_sampled, "warning": warning}
 
     def _forward(self, model_inputs: Dict[str, Any], crop_batch_size: Optional[int] = None) -> Dict[str, Any]:
         # On CPU small batches are faster per image (activations stay in cache); GPUs like big ones.
         batch_size = crop_batch_size or self._batch_size or (8 if self.device.type == "cpu" else 64)
-        pixel_values = model_inputs.pop("pixel_values")
+        # preprocess() passes the crops: their pixel values are made one forward batch at a time, so
+        # memory does not grow with the number of crops. Callers of forward() may pass pixel_values.
+        pixel_values = model_inputs.pop("pixel_values", None)
+        crops = model_inputs.get("crops") or []
+        count = len(pixel_values) if pixel_values is not None else len(crops)
         probs = torch.zeros(0)
-        if pixel_values is not None:
+        if count:
             dtype = next(self.model.parameters()).dtype
-            # channels_last input: the faster convolution path on CPU and on tensor cores alike.
-            pixel_values = pixel_values.to(self.device, dtype, memory_format=torch.channels_last)
-            chunks = [
-                fake_probabilities(self.model(pixel_values=chunk).logits, self.fake_index)
-                for chunk in pixel_values.split(batch_size)
-            ]
+            chunks = []
+            for start in range(0, count, batch_size):
+                if pixel_values is not None:
+                    batch = pixel_values[start:start + batch_size]
+                else:
+                    batch = self.image_processor(images=crops[start:start + batch_size], return_tensors="pt")["pixel_values"]
+                # channels_last input: the faster convolution path on CPU and on tensor cores alike.
+                batch = batch.to(self.device, dtype, memory_format=torch.channels_last)
+                chunks.append(fake_probabilities(self.model(pixel_values=batch).logits, self.fake_index))
             probs = torch.cat(chunks)
         return {"fake_probs": probs, **model_inputs}
 
@@ -214,6 +240,7 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         result = verdict.to_dict()
         result["kind"] = model_outputs["kind"]
         result["frames_sampled"] = model_outputs["frames_sampled"]
+        result["warning"] = model_outputs.get("warning")
         if return_crops:
             result["crops"] = model_outputs["crops"]
         return result
@@ -230,6 +257,24 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
                 min_face_size=min_face_size,
             )
         return self._croppers[key]
+
+    @staticmethod
+    def frame_batch(cropper: FaceCropper) -> int:
+        """Frames decoded and searched for faces at a time: two MTCNN batches."""
+        return 2 * cropper.batch_size
+
+    @staticmethod
+    def _video_frames(path: Any, num_frames: int) -> Tuple[Iterator[Frame], Optional[str]]:
+        """The sampled frames of a video file, streamed (the file is opened and indexed now, so a
+        bad file fails here), and the reader's warning (e.g. a truncated file)."""
+        reader = VideoReader(path)
+        try:
+            frames = reader.iter_sample(num_frames)
+            warning = reader.warning
+        except BaseException:
+            reader.close()
+            raise
+        return _closing(reader, frames), warning
 
     def _frames(self, inputs: Any, num_frames: int) -> Tuple[str, List[Frame]]:
         if isinstance(inputs, (str, os.PathLike)):
@@ -252,6 +297,20 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         raise TypeError(
             f"{TASK}: expected a video/image path, a PIL image, an array or a list of frames; got {type(inputs).__name__}"
         )
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[List[Any]]:
+    iterator = iter(items)
+    while True:
+        chunk = list(itertools.islice(iterator, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _closing(reader: VideoReader, frames: Iterator[Frame]) -> Iterator[Frame]:
+    with reader:
+        yield from frames
 
 
 def _is_frame_sequence(inputs: Any) -> bool:
@@ -287,5 +346,8 @@ def register_pipeline() -> None:
         TASK,
         pipeline_class=DeepfakeVideoDetectionPipeline,
         pt_model=AutoModelForImageClassification,
+        # pipeline(TASK) without a model: the detector installed with the package (a local folder,
+        # so nothing is downloaded; transformers logs which model it defaulted to).
+        default={"model": (str(SHIPPED_MODEL_DIR), "main")},
         type="image",
     )

@@ -4,7 +4,8 @@ Each push stages the exact folder that goes up (``prepare_*_folder``), then call
 ``HfApi.create_repo`` and ``HfApi.upload_folder``. A dry run writes that folder to a directory of
 your choice and contacts nothing. The corpus is derived from FaceForensics++, whose terms forbid
 redistribution: it is only ever pushed to a private repo, and the push refuses a repo that turns out
-to be public.
+to be public. A Hub that cannot be reached (offline mode, no network, a refused token) is a
+:class:`PushError` naming the repo and the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .hub import check_model_folder, export_model, write_folder
 
 __all__ = [
     "SPACE_FILES",
+    "PushError",
     "PushResult",
     "prepare_corpus_folder",
     "prepare_model_folder",
@@ -35,6 +37,10 @@ __all__ = [
 PathLike = Union[str, os.PathLike]
 SPACE_FILES = ("app.py", "requirements.txt", "README.md")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class PushError(RuntimeError):
+    """The upload did not happen: the Hub could not be reached or refused it (the message says why)."""
 
 
 @dataclass
@@ -232,8 +238,38 @@ def _push(prepare: Callable[[Path], Path], repo_id: str, repo_type: str, private
     api = _api(api, token)
     with tempfile.TemporaryDirectory(prefix="dldfd-push-") as tmp:
         folder = prepare(Path(tmp) / "repo")
-        return _upload(folder, repo_id, repo_type, private, api=api, commit_message=commit_message,
-                       **upload_kwargs)
+        try:
+            return _upload(folder, repo_id, repo_type, private, api=api, commit_message=commit_message,
+                           **upload_kwargs)
+        except PermissionError:  # our own refusal of a public repo: its message says it all
+            raise
+        except _hub_errors() as error:
+            raise PushError(f"cannot push to the {repo_type} repo {repo_id}: {_hub_reason(error)}") from error
+
+
+def _hub_errors() -> tuple:
+    """What a Hub call raises when the Hub cannot be reached or refuses: OSError covers offline mode
+    (``OfflineModeIsEnabled``), HTTP errors (``HfHubHTTPError``) and sockets; the HTTP clients'
+    own transport errors are added when installed."""
+    import importlib
+
+    errors = [OSError]
+    for module in ("httpx", "httpx2", "requests"):
+        try:
+            errors.append(getattr(importlib.import_module(module), "HTTPError"))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def _hub_reason(error: BaseException) -> str:
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if isinstance(error, OfflineModeIsEnabled):
+        return ("the Hugging Face Hub cannot be reached in offline mode (HF_HUB_OFFLINE is set): unset it, "
+                "or write the folder with a dry run (--dry-run --output-dir DIR)")
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
 
 
 def push_model(

@@ -12,11 +12,18 @@ decoder skips the frames nothing references (most B-frames).
 >>> frames = sample_frames("talk.mp4", num_frames=32)       # [Frame(index, time, image), ...]
 >>> for frame in iter_sampled_frames("talk.mp4", 32): ...    # the same frames, one at a time
 >>> for frame in iter_frames("talk.mp4", step=5): ...        # streamed, bounded memory
+
+A file that ends before what its header declares is an error (:class:`VideoReadError`) when the
+header counts the frames (MP4, MOV, AVI). Where it does not, a file that still plays but looks cut
+short gets a warning (:attr:`VideoReader.warning`, ``VideoInfo.warning``): its frames span less
+than the duration the file declares (Matroska, WebM, ...), or, for MPEG program streams (``.mpg``,
+``.vob``: nothing in them counts frames), the file ends inside a packet.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -26,7 +33,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ._io import atomic_path
-from .media import MediaError, PathLike
+from .media import MediaError, PathLike, file_problem
 
 __all__ = [
     "VideoReadError",
@@ -60,6 +67,8 @@ class VideoInfo:
     width: int
     height: int
     codec: str = ""
+    warning: Optional[str] = None
+    """Why the frames may not be the whole video (a file that looks truncated), else None."""
 
 
 @dataclass
@@ -91,8 +100,10 @@ class _FrameIndex:
     decoding order and reached by decoding from the start (no seeking).
     """
 
-    def __init__(self, count: int, pts: Optional[List[int]], keyframe_pts: Iterable[int] = ()) -> None:
+    def __init__(self, count: int, pts: Optional[List[int]], keyframe_pts: Iterable[int] = (),
+                 warning: Optional[str] = None) -> None:
         self.count = count
+        self.warning = warning
         self.pts = None if pts is None else np.asarray(sorted(pts), dtype=np.int64)
         self.keyframes = [0]
         if self.pts is not None:
@@ -174,7 +185,13 @@ class VideoReader:
             width=int(self._stream.codec_context.width),
             height=int(self._stream.codec_context.height),
             codec=self._stream.codec_context.name,
+            warning=index.warning,
         )
+
+    @property
+    def warning(self) -> Optional[str]:
+        """None, or why the frames may not be the whole video (see the module doc on truncation)."""
+        return self._frame_index().warning
 
     @property
     def frame_count(self) -> int:
@@ -445,10 +462,9 @@ def _muxer_for(path: Path) -> str:
 
 def _check_file(path: str) -> None:
     p = Path(path)
-    if not p.exists():
-        raise VideoReadError(path, "no such file")
-    if not p.is_file():
-        raise VideoReadError(path, "not a regular file")
+    problem = file_problem(p)
+    if problem is not None:
+        raise VideoReadError(path, problem)
     if p.stat().st_size == 0:
         raise VideoReadError(path, "empty file (0 bytes)")
 
@@ -482,6 +498,10 @@ def _build_index(path: str, stream_index: int) -> _FrameIndex:
     with _open(path) as container:
         stream = container.streams[stream_index]
         expected = int(stream.frames or 0)
+        format_name = container.format.name
+        declared = _duration(stream, container)
+        fps = _fps(stream)
+        time_base = stream.time_base or Fraction(1, 1)
         try:
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -501,7 +521,79 @@ def _build_index(path: str, stream_index: int) -> _FrameIndex:
         raise VideoReadError(path, "contains no video frames")
     if expected and count < expected:
         raise VideoReadError(path, f"truncated: the file lists {expected} frames but only {count} are present")
-    return _FrameIndex(count, None if missing_pts else pts, keyframe_pts)
+    warning = None
+    if not expected:  # nothing counts the frames: compare with the duration, or the container's own structure
+        span = None
+        if pts and fps:
+            span = float((max(pts) - min(pts)) * time_base) + 1.0 / fps
+        if declared and span is not None and span < 0.8 * declared and declared - span > 1.0:
+            warning = (f"possibly truncated: {count} frames ({span:.1f} s) found, "
+                       f"the file declares {declared:.1f} s; the verdict rests on the frames present")
+        elif format_name == "mpeg":
+            cut = _mpeg_ps_cut(path)
+            if cut is not None:
+                warning = (f"possibly truncated: the file ends inside an MPEG packet (at byte {cut[0]}, the "
+                           f"packet runs to byte {cut[1]}); the verdict rests on the {count} frames present")
+    return _FrameIndex(count, None if missing_pts else pts, keyframe_pts, warning)
+
+
+def _mpeg_ps_cut(path: str, window: int = 1 << 20) -> Optional[Tuple[int, int]]:
+    """``(file size, end of the last packet)`` when an MPEG program stream ends inside a packet.
+
+    MPEG-PS counts no frames and its duration is estimated from the timestamps found, so a file cut
+    short looks complete to FFmpeg; its last pack or PES packet, whose length is in its header, does
+    not. The packets of the file's last ``window`` bytes are followed from the first pack header
+    there; None when the file ends on a packet boundary, or when the structure cannot be followed
+    (trailing padding, an unusual muxer): no warning rather than a wrong one.
+    """
+    size = os.path.getsize(path)
+    start = max(0, size - window)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read()
+    candidate = data.find(b"\x00\x00\x01\xba")
+    for _ in range(8):  # a pack start code inside payload bytes loses the structure at once: try the next
+        if candidate < 0:
+            return None
+        end = _follow_mpeg_ps(data, candidate)
+        if end is None:
+            candidate = data.find(b"\x00\x00\x01\xba", candidate + 4)
+            continue
+        return None if end <= len(data) else (size, start + end)
+    return None
+
+
+def _follow_mpeg_ps(data: bytes, pos: int) -> Optional[int]:
+    """Follow packs and packets from ``pos``: the end of the last one (past ``len(data)`` when the data
+    ends inside it), or None when the bytes stop looking like MPEG-PS before the end."""
+    while pos < len(data):
+        if len(data) - pos < 4:
+            return pos + 4 if data[pos:] == b"\x00\x00\x01"[: len(data) - pos] else None
+        if data[pos:pos + 3] != b"\x00\x00\x01":
+            return None
+        code = data[pos + 3]
+        if code == 0xB9:  # program end code
+            length = 4
+        elif code == 0xBA:  # pack header: MPEG-2 (14 bytes + stuffing) or MPEG-1 (12 bytes)
+            if pos + 5 > len(data):
+                return pos + 12
+            marker = data[pos + 4]
+            if marker >> 6 == 0b01:
+                if pos + 14 > len(data):
+                    return pos + 14
+                length = 14 + (data[pos + 13] & 0x07)
+            elif marker >> 4 == 0b0010:
+                length = 12
+            else:
+                return None
+        elif code >= 0xBB:  # system header and PES packets: 16-bit length after the start code
+            if pos + 6 > len(data):
+                return pos + 6
+            length = 6 + int.from_bytes(data[pos + 4:pos + 6], "big")
+        else:
+            return None
+        pos += length
+    return pos
 
 
 def _fps(stream: Any) -> Optional[float]:

@@ -57,19 +57,22 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     common = dict(dry_run_dir=args.output_dir, token=args.token)
-    if args.model:
-        from dldfd_hf.cards import training_details
+    try:
+        if args.model:
+            from dldfd_hf.cards import training_details
 
-        result = push.push_model(
-            args.model, args.repo_id, private=args.private, results=args.results,
-            training=training_details(args.training) if args.training else None,
-            trained=False if args.untrained else None, overwrite=args.overwrite, **common,
-        )
-    elif args.corpus:
-        result = push.push_corpus(args.corpus, args.repo_id, **common)
-    else:
-        result = push.push_space(args.space, args.repo_id, model_id=args.model_id, requirement=args.requirement,
-                                 private=args.private, overwrite=args.overwrite, **common)
+            result = push.push_model(
+                args.model, args.repo_id, private=args.private, results=args.results,
+                training=training_details(args.training) if args.training else None,
+                trained=False if args.untrained else None, overwrite=args.overwrite, **common,
+            )
+        elif args.corpus:
+            result = push.push_corpus(args.corpus, args.repo_id, **common)
+        else:
+            result = push.push_space(args.space, args.repo_id, model_id=args.model_id, requirement=args.requirement,
+                                     private=args.private, overwrite=args.overwrite, **common)
+    except (push.PushError, PermissionError) as error:  # Hub unreachable or refusing, a public corpus repo: one line
+        raise SystemExit(f"error: {error}") from None
     summary = {
         "repo_id": result.repo_id,
         "repo_type": result.repo_type,

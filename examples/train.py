@@ -19,6 +19,7 @@ Writes into OUTPUT_DIR:
 """
 
 import logging
+import sys
 import math
 import os
 from pathlib import Path
@@ -44,11 +45,13 @@ from dldfd_hf.training.checkpoint import (
     check_resumable,
     find_checkpoint,
     load_checkpoint,
-    read_state,
     resume_signature,
     save_checkpoint,
+    validate_checkpoint,
 )
 from dldfd_hf.training.config import ConfigError, build_arg_parser, load_config, metric_direction
+from dldfd_hf._hardware import cpu_supports_bf16_conv
+from dldfd_hf.training.augment import FaceAugment
 from dldfd_hf.training.data import CorpusError, EpochSampler, FrameDataset, FrameTransform, collate_frames, load_corpus
 from dldfd_hf.training.evaluation import (
     evaluation_entry,
@@ -195,8 +198,18 @@ def use_cpu(args):
     return args.cpu or (launched_distributed and not torch.cuda.is_available())
 
 
+def check_mixed_precision(args) -> None:
+    """bf16 on a CPU without native bf16 convolutions (AVX2 only) would crawl or fail: fall back to fp32."""
+    on_cpu = use_cpu(args) or not torch.cuda.is_available()
+    if args.mixed_precision == "bf16" and on_cpu and not cpu_supports_bf16_conv():
+        print("notice: this CPU has no bf16 convolutions (needs AVX-512 or AMX): training in fp32 "
+              "(mixed_precision: no)", file=sys.stderr)
+        args.mixed_precision = "no"
+
+
 def main(argv=None):
     args = parse_args(argv)
+    check_mixed_precision(args)
     accelerator = Accelerator(
         cpu=use_cpu(args),
         mixed_precision=args.mixed_precision,
@@ -209,18 +222,17 @@ def main(argv=None):
     set_seed(args.seed)
     output_dir = Path(args.output_dir)
 
-    # Everything that can be wrong with the corpus, the protocol or the checkpoint fails here,
-    # before any training and before anything is written.
-    protocol, (train_split, val_split, test_split), counts, pos_weight = load_data(args)
+    # Everything that can be wrong with the checkpoint, the corpus or the protocol fails here,
+    # before any training and before anything is written. The checkpoint first: checking its files
+    # (see validate_checkpoint) is cheaper than reading the corpus.
     signature = resume_signature(args, accelerator.num_processes)
     if args.resume_from_checkpoint:
         try:
             checkpoint = find_checkpoint(args.resume_from_checkpoint, output_dir)
-            check_resumable(read_state(checkpoint), signature, checkpoint)
-        except (FileNotFoundError, ValueError) as error:
+            check_resumable(validate_checkpoint(checkpoint), signature, checkpoint)
+        except (FileNotFoundError, ValueError) as error:  # CheckpointError is a ValueError
             raise SystemExit(f"error: {error}") from None
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
+    protocol, (train_split, val_split, test_split), counts, pos_weight = load_data(args)
     logger.info(f"protocol {protocol}: frames {counts}, pos_weight {pos_weight}")
 
     try:
@@ -256,12 +268,13 @@ def main(argv=None):
     )
     # Self-blended pseudo-fakes are made in the workers too, decided by each sample's seed.
     self_blender = make_self_blender(args.pseudo_fakes, args.pseudo_fake_probability)
+    augment = FaceAugment() if args.augmentation == "sbi" else None
     train_loader = DataLoader(
-        FrameDataset(train_split, train_transform, self_blender), batch_size=args.batch_size, sampler=sampler,
+        FrameDataset(train_split, train_transform, self_blender, augment), batch_size=args.batch_size, sampler=sampler,
         generator=torch.Generator().manual_seed(args.seed), **loader_kwargs,
     )
     val_loader, test_loader = (
-        DataLoader(FrameDataset(split, eval_transform, self_blender), batch_size=args.eval_batch_size, shuffle=False,
+        DataLoader(FrameDataset(split, eval_transform, self_blender, augment), batch_size=args.eval_batch_size, shuffle=False,
                    generator=torch.Generator().manual_seed(args.seed), **loader_kwargs)
         for split in (val_split, test_split)
     )
@@ -283,17 +296,24 @@ def main(argv=None):
         model, optimizer, train_loader, val_loader, test_loader, lr_scheduler
     )
 
+    state = TrainState(signature=signature)
+    if args.resume_from_checkpoint:
+        try:
+            state = load_checkpoint(accelerator, checkpoint)
+        except Exception as error:  # e.g. weights of another architecture: one line, nothing written yet
+            reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+            raise SystemExit(f"error: cannot resume from {checkpoint}: {reason}") from None
+        logger.info(f"resumed from {checkpoint}: epoch {state.epoch + 1}, {state.batches_in_epoch} batches "
+                    f"into it, step {state.global_step}")
+    # Created only now: a run refused above (bad corpus, checkpoint or model) leaves nothing behind.
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
     if accelerator.is_main_process and args.report_to != "none":
         accelerator.init_trackers(
             "dldfd", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
                              for k, v in args.to_dict().items()}
         )
-
-    state = TrainState(signature=signature)
-    if args.resume_from_checkpoint:
-        state = load_checkpoint(accelerator, checkpoint)
-        logger.info(f"resumed from {checkpoint}: epoch {state.epoch + 1}, {state.batches_in_epoch} batches "
-                    f"into it, step {state.global_step}")
 
     logger.info(
         f"training {len(train_split)} frames, {args.epochs} epochs x {steps_per_epoch} steps, "

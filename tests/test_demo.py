@@ -38,7 +38,9 @@ from dldfd_hf.demo_utils import (
     verdict_text,
     write_records_json,
 )
+from dldfd_hf.loading import DEFAULT_MODEL
 from dldfd_hf.modeling_dldfd import DLDFDForImageClassification
+from dldfd_hf.models import SHIPPED_MODEL_DIR
 from tests.conftest import REPO_ROOT
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -287,12 +289,18 @@ def test_app_analytics_are_off_without_the_test_environment(monkeypatch):
     assert app.build_demo(None, "dldfd_tiny", DemoLimits()).analytics_enabled is False
 
 
-def test_app_without_a_model_exits_with_a_message(monkeypatch, tmp_path):
+@pytest.mark.skipif(not (SHIPPED_MODEL_DIR / "model.safetensors").is_file(), reason="no bundled weights")
+def test_app_without_a_model_serves_the_shipped_detector(monkeypatch, tmp_path):
     monkeypatch.delenv(MODEL_ENV, raising=False)
     app = _load_app()
     monkeypatch.setattr(app, "APP_DIR", tmp_path)  # no Space card beside the app
-    with pytest.raises(SystemExit, match=r"no model given: pass --model .* or set \$DLDFD_MODEL"):
-        app.main(["--port", str(_free_port())])
+    demo = app.main(["--port", str(_free_port())], block=False)
+    try:
+        page = json.dumps(demo.config)
+        # The page names the model that answers and what it was trained on.
+        assert f"Model: `{DEFAULT_MODEL}`" in page and "self-blended pseudo-fakes" in page
+    finally:
+        demo.close()
 
 
 def test_app_with_a_corrupt_model_exits_with_a_message(tiny_model_dir, tmp_path):
@@ -421,9 +429,10 @@ def test_records_file_is_the_detect_json_format(tmp_path):
 
 def test_model_resolution_order(tmp_path, monkeypatch):
     monkeypatch.delenv(MODEL_ENV, raising=False)
-    assert resolve_model_spec(None, tmp_path) is None  # no default model: nothing is fetched implicitly
+    # Nothing named: the detector shipped inside the package (nothing is fetched implicitly).
+    assert resolve_model_spec(None, tmp_path) == DEFAULT_MODEL == "dldfd_efficientnet_lite0.sbi_faces"
     (tmp_path / "README.md").write_text("---\nsdk: gradio\n---\n# Space without a model\n")
-    assert resolve_model_spec(None, tmp_path) is None
+    assert resolve_model_spec(None, tmp_path) == DEFAULT_MODEL
     (tmp_path / "README.md").write_text("---\nsdk: gradio\nmodels:\n- org/from-card\n---\n# Space\n")
     assert resolve_model_spec(None, tmp_path) == "org/from-card"
     monkeypatch.setenv(MODEL_ENV, "org/from-env")
@@ -448,3 +457,61 @@ def test_demo_folder_assembles_into_a_space(tmp_path, monkeypatch):
     assert resolve_model_spec(None, folder) == "org/dldfd_resnet50.ffpp_c40"
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert [line for line in requirements if line.lower().startswith("dldfd")] == ["dldfd-hf==0.1.0"]
+
+
+# --- issue 15: the cache stays bounded while the app runs, and is cleaned on SIGTERM as on Ctrl-C ----
+def test_trim_cache_deletes_the_oldest_files_first_and_never_the_current_request(tmp_path):
+    from dldfd_hf.demo_utils import trim_cache
+
+    files = []
+    for i in range(5):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1000 + i, 1000 + i))  # f0 oldest
+        files.append(path)
+    removed = trim_cache([*files, tmp_path / "already-gone.bin"], max_bytes=2500, keep=[files[0]])
+    assert removed == [files[1], files[2], files[3]]  # oldest first until under the bound; f0 is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f0.bin", "f4.bin"]
+    assert trim_cache(files, max_bytes=10_000) == []
+
+
+def _wait_until(condition, seconds: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_sigterm_cleans_the_cache_as_ctrl_c_does(tiny_model_dir, tmp_path, monkeypatch):
+    """main(block=True) waits in Blocks.block_thread, which closes the server on Ctrl-C (and Gradio's
+    shutdown then deletes what the app put in its cache); SIGTERM must end that wait the same way."""
+    import io
+    import signal
+    import threading
+
+    import httpx
+
+    cache = tmp_path / "gradio-cache"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
+    app = _load_app()
+    port = _free_port()
+    demo = app.main(["--model", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                    block=False)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        png = io.BytesIO()
+        Image.new("RGB", (16, 16), (90, 90, 90)).save(png, format="PNG")
+        response = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload",
+                              files=[("files", ("upload.png", png.getvalue(), "image/png"))], timeout=120)
+        (uploaded,) = [Path(name) for name in response.json()]
+        _wait_until(uploaded.is_file)
+        assert str(uploaded).startswith(str(cache))
+        app.exit_on_sigterm()  # what main() does before it serves with block=True
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        demo.block_thread()  # main()'s wait with block=True: SIGTERM ends it
+        _wait_until(lambda: not uploaded.exists())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        demo.close()

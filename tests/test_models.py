@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -13,6 +14,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import dldfd_hf  # noqa: F401  (registers the models)
 from dldfd_hf.models import DLDFD, AugmentedStem, create_dldfd
+
+from tests.conftest import assert_same_network_outputs
 
 
 def _flops(model: nn.Module, size: int = 224) -> int:
@@ -125,8 +128,8 @@ def test_bad_input_and_config_errors():
     model = timm.create_model("dldfd_tiny").eval()
     with pytest.raises(ValueError, match=r"\(batch, 3, height, width\).*\(1, 4, 64, 64\)"):
         model(torch.randn(1, 4, 64, 64))
-    with pytest.raises(ValueError, match="num_classes must be 1"):
-        timm.create_model("dldfd_tiny", num_classes=5)
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 0"):
+        timm.create_model("dldfd_tiny", num_classes=-1)
     with pytest.raises(ValueError, match="unknown timm backbone 'resnet_does_not_exist'"):
         DLDFD(backbone="resnet_does_not_exist")
     with pytest.raises(ValueError, match="stem_out_chans|out_chans must be a positive integer"):
@@ -155,8 +158,9 @@ def test_pretrained_true_and_hf_hub_id_load_from_local_cache(tmp_path, hub_cache
     expected = trained(x)
     by_name = timm.create_model("dldfd_resnet50", pretrained=True).eval()
     by_hub_id = timm.create_model("hf-hub:dldfd-hf/dldfd_resnet50.ffpp_c40", pretrained=True).eval()
-    assert torch.equal(by_name(x), expected)
-    assert torch.equal(by_hub_id(x), expected)
+    for model in (by_name, by_hub_id):
+        assert all(torch.equal(v, trained.state_dict()[k]) for k, v in model.state_dict().items())
+        assert_same_network_outputs(model(x), expected)
     assert by_hub_id.pretrained_cfg["label_names"] == ["real", "fake"]
 
 
@@ -193,3 +197,74 @@ def test_parameter_groups_for_layer_wise_lr_decay():
     optimizer = create_optimizer_v2(model, "adamw", lr=1e-3, layer_decay=0.5)
     scales = sorted({group["lr_scale"] for group in optimizer.param_groups})
     assert scales[0] == pytest.approx(0.5 ** 5) and scales[-1] == pytest.approx(1.0)
+
+
+# --- the model API timm users expect of every registered model (timm's own suite: test_timm_suite.py)
+def test_any_number_of_classes_and_device_dtype_at_creation():
+    model = timm.create_model("dldfd_tiny", num_classes=5, dtype=torch.float64).eval()
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 64, 64, dtype=torch.float64)).shape == (2, 5)
+    on_meta = timm.create_model("dldfd_tiny", device="meta")
+    assert {t.device.type for t in [*on_meta.parameters(), *on_meta.buffers()]} == {"meta"}
+
+
+def test_features_only_gives_the_backbone_stages():
+    torch.manual_seed(0)
+    model = timm.create_model("dldfd_tiny").eval()
+    torch.manual_seed(0)  # the same initial weights
+    features = timm.create_model("dldfd_tiny", features_only=True).eval()
+    # The backbone's five levels, named in the DLDFD module (the augmented layers run before level 0).
+    assert features.feature_info.channels() == [info["num_chs"] for info in model.backbone.feature_info]
+    assert features.feature_info.channels() == [64, 8, 16, 32, 64]  # dldfd_tiny's ResNet keeps a 64-wide conv1
+    assert features.feature_info.reduction() == [2, 4, 8, 16, 32]
+    assert all(name.startswith("backbone.") for name in features.feature_info.module_name())
+    assert all(isinstance(model.get_submodule(info["module"]), nn.Module) for info in model.feature_info)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        outputs = features(x)
+        expected = model.backbone.forward_intermediates(model.stem(x), intermediates_only=True)
+    assert [tuple(o.shape) for o in outputs] == [(2, c, 64 // r, 64 // r) for c, r in
+                                                 zip([64, 8, 16, 32, 64], [2, 4, 8, 16, 32])]
+    for output, reference in zip(outputs, expected):
+        assert_same_network_outputs(output, reference)
+    some = timm.create_model("dldfd_tiny", features_only=True, out_indices=(1, 3)).eval()
+    assert some.feature_info.channels() == [8, 32] and len(some(x)) == 2
+
+
+def test_forward_intermediates_and_prune_intermediate_layers():
+    torch.manual_seed(0)
+    model = timm.create_model("dldfd_tiny").eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        final, intermediates = model.forward_intermediates(x)
+        torch.testing.assert_close(final, model.forward_features(x), rtol=0, atol=0)
+        assert [t.shape[1] for t in intermediates] == [info["num_chs"] for info in model.feature_info]
+        last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
+        assert [t.shape[1] for t in last_two] == [32, 64]
+
+        pruned = copy.deepcopy(model)
+        assert pruned.prune_intermediate_layers([2]) == [2]
+        assert pruned.num_classes == 0 and pruned.num_features == pruned.head_hidden_size == 16
+        torch.testing.assert_close(pruned.forward_features(x), intermediates[2], rtol=0, atol=0)
+        assert pruned(x).shape == (2, 16, 8, 8)  # no pooling, no head left
+    with pytest.raises(ValueError, match=r"\(batch, 3, height, width\)"):
+        model.forward_intermediates(torch.randn(1, 1, 64, 64))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+def test_torchscript_and_fx_give_the_eager_outputs():
+    torch.manual_seed(0)
+    model = timm.create_model("dldfd_tiny").eval()
+    x = torch.randn(2, 3, 64, 64)
+    scripted = torch.jit.script(model)
+    traced = torch.fx.symbolic_trace(model)
+    # torch.fx records the augmented layers module by module (the fusion is eager-only Python) ...
+    stem_calls = [n.target for n in traced.graph.nodes if n.op == "call_module" and n.target.startswith("stem.")]
+    assert stem_calls == ["stem.conv", "stem.norm", "stem.act", "stem.proj"]
+    with torch.no_grad():
+        expected = model(x)  # ... while eager mode still runs the fused stem
+        # the reference path equals the fused one up to float rounding
+        torch.testing.assert_close(scripted(x), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(traced(x), expected, rtol=1e-4, atol=1e-5)
+    assert model.stem.fused and model.stem.can_fuse()

@@ -19,6 +19,7 @@ from dldfd_hf.cli import main
 from dldfd_hf.commands.detect import format_rows
 from dldfd_hf.faces import FaceCropper
 from dldfd_hf.loading import ModelLoadError, RandomWeightsWarning, load_model, looks_like_hub_id, resolve_model_source
+from dldfd_hf.models import SHIPPED_MODEL_DIR
 from dldfd_hf.pipelines import VIDEO_DETECT_SIZE, VIDEO_MIN_FACE_SIZE, DeepfakeVideoDetectionPipeline
 from dldfd_hf.video import evenly_spaced_indices, sample_frames, write_video
 from dldfd_hf.voting import vote
@@ -265,13 +266,13 @@ def test_cli_table_and_csv_formats(model_dir, shared_data, tmp_path, capsys):
                          "votes": None, "mean_prob": None, "frames_used": 0, "frames_without_face": 0, "frames": [],
                          "error": "no such file"}], "csv")
     assert text.splitlines() == [
-        "path,kind,label,score,fake_score,fake_votes,real_votes,mean_prob,frames_used,frames_without_face,error",
-        "x.mp4,,,,,,,,0,0,no such file",
+        "path,kind,label,score,fake_score,fake_votes,real_votes,mean_prob,frames_used,frames_without_face,error,warning",
+        "x.mp4,,,,,,,,0,0,no such file,",
     ]
     real = {"path": "y.mp4", "kind": "video", "label": "real", "score": 0.75, "fake_score": 0.25,
             "votes": {"fake": 1, "real": 3}, "mean_prob": 0.3, "frames_used": 4, "frames_without_face": 0,
             "frames": [], "error": None}
-    assert format_rows([real], "csv").splitlines()[1] == "y.mp4,video,real,0.7500,0.2500,1,3,0.3000,4,0,"
+    assert format_rows([real], "csv").splitlines()[1] == "y.mp4,video,real,0.7500,0.2500,1,3,0.3000,4,0,,"
     table = format_rows([real], "table").splitlines()
     assert table[0].split()[:5] == ["path", "kind", "label", "score", "fake"]
     assert table[1].split()[:6] == ["y.mp4", "video", "real", "0.7500", "0.2500", "1/3"]
@@ -301,11 +302,16 @@ def test_cli_bad_model_exits_2_without_traceback(shared_data, capsys, model_dir,
     assert code == 2 and out == "" and message in err
 
 
-def test_cli_model_is_required(capsys, shared_data):
-    # No default model: a missing --model is an argument error, never a silent Hub download.
-    with pytest.raises(SystemExit) as caught:
-        main(["detect", str(shared_data / PHOTO)])
-    assert caught.value.code == 2 and "the following arguments are required: --model" in capsys.readouterr().err
+@pytest.mark.skipif(not (SHIPPED_MODEL_DIR / "model.safetensors").is_file(), reason="no bundled weights")
+def test_cli_and_pipeline_default_to_the_shipped_detector(capsys, shared_data, hf_home):
+    code, out, err = _detect(capsys, shared_data / PHOTO, "--format", "json")
+    row = json.loads(out)[0]
+    assert code == 0 and row["label"] in ("real", "fake") and row["frames_used"] == 1
+    # It says which model answered, and nothing came from the Hub.
+    assert "model: dldfd_efficientnet_lite0.sbi_faces (shipped with dldfd-hf)" in err
+    assert not any((hf_home / "hub").glob("models--*lite0*"))
+    result = pipeline("deepfake-video-detection")(str(shared_data / PHOTO))
+    assert result["frames"][0]["fake_prob"] == pytest.approx(row["frames"][0]["fake_prob"], abs=1e-5)
 
 
 def test_cli_output_is_written_atomically(model_dir, shared_data, tmp_path, capsys, monkeypatch):
@@ -316,9 +322,11 @@ def test_cli_output_is_written_atomically(model_dir, shared_data, tmp_path, caps
         raise OSError("disk full")
 
     monkeypatch.setattr("os.replace", failing_replace)
-    with pytest.raises(OSError, match="disk full"):
-        main(["detect", str(shared_data / PHOTO), "--model", str(model_dir), "--format", "csv",
-              "--output", str(out_file), "--no-progress"])
+    code, out, err = _detect(capsys, shared_data / PHOTO, "--model", model_dir, "--format", "csv",
+                             "--output", out_file)
+    # The results are not lost (issue 15): printed on stdout, exit status 3, stderr says where they are not.
+    assert code == 3 and out.startswith("path,kind,label") and str(shared_data / PHOTO) in out
+    assert f"could not write the results to {out_file} (disk full)" in err
     # The failed write left the previous file intact and no temporary behind.
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
     assert out_file.read_text() == "previous results\n"

@@ -54,7 +54,7 @@ def real_crops(synth_ffpp_corpus) -> list[tuple[Image.Image, np.ndarray]]:
 
 
 def test_pseudo_fakes_differ_from_their_source_only_inside_the_dilated_face_mask(real_crops):
-    changed_share, ratios = [], set()
+    changed_share, ratios, targets = [], set(), 0
     for seed in range(60):
         image, marks = real_crops[seed % len(real_crops)]
         params = SBIParams.random(np.random.default_rng(seed))
@@ -62,21 +62,28 @@ def test_pseudo_fakes_differ_from_their_source_only_inside_the_dilated_face_mask
         source = np.asarray(image)
         assert fake.image.shape == source.shape and fake.image.dtype == np.uint8
         changed = np.abs(fake.image.astype(int) - source).max(axis=2) > 0
-        # Only where the mask is above zero...
-        assert not changed[fake.mask == 0].any(), f"seed {seed}: pixels outside the mask changed"
+        if params.target:
+            # SBI's other half: the surroundings carry the colour / sharpness change, the face inside
+            # the mask is the image's own (moved); outside the mask nearly every pixel changed.
+            targets += 1
+            assert changed[fake.mask == 0].mean() > 0.3, f"seed {seed}: the surroundings were not jittered"
+        else:
+            # Only where the mask is above zero...
+            assert not changed[fake.mask == 0].any(), f"seed {seed}: pixels outside the mask changed"
+            changed_share.append(changed.mean())
         # ...and the mask lies inside the face ellipse dilated by what the random shape can add: at most
-        # 1.1 expansion x 1.15 wave crests x 1.06 rescale, plus shift and a feather tail of < 0.3 axes.
+        # 1.5 expansion (single features) x 1.15 wave crests x 1.06 rescale, plus shift and feather.
         dilated = np.asarray(fill_polygon(FaceEllipse.of(marks, "face", 1.75).outline(), image.size)) > 0
         assert not (fake.mask > 0)[~dilated].any(), f"seed {seed}: the mask reaches beyond the dilated face"
         assert fake.mask.max() <= params.mask.ratio + 1 / 255  # an 8-bit mask
         # The blend is visible where it is full strength.
         full = fake.mask >= 0.99 * params.mask.ratio
-        if params.mask.ratio == 1.0 and full.sum() > 200:
+        if params.mask.ratio == 1.0 and full.sum() > 200 and not params.target:
             assert np.abs(fake.image[full].astype(float) - source[full]).mean() > 1.0, f"seed {seed}"
-        changed_share.append(changed.mean())
         ratios.add(params.mask.ratio)
-    # The blend covers a face-sized part of the crop, never the whole crop.
+    # The blend covers a face-sized part of the crop, never the whole crop; both halves are drawn.
     assert 0.02 < np.median(changed_share) < 0.5 and max(changed_share) < 0.7
+    assert 15 < targets < 45
     assert ratios == set(BLEND_RATIOS)
 
 
@@ -332,7 +339,10 @@ def test_sbi_trained_tiny_model_detects_face_swaps_it_never_saw(sbi_run, synth_f
     auc = roc_auc_score(labels[swaps], scores[swaps])
     with capsys.disabled():
         print(f"\nSBI-trained dldfd_tiny: face-swap AUC {auc:.3f} ({(labels[swaps] == 0).sum()} real vs {(labels[swaps] == 1).sum()} swapped frames)")
-    assert auc >= 0.7, f"face-swap AUC {auc:.3f}: not clearly above chance (0.5)"
+    # 0.77-0.88 over three runs with ellipse masks; since pseudo-fakes blend through mean-face hulls
+    # and feature regions (closer to real manipulations, further from these ellipse-masked swaps):
+    # 0.70 on an AMD EPYC. The bar stays clear of the random networks' 0.56 at most.
+    assert auc >= 0.65, f"face-swap AUC {auc:.3f}: not clearly above chance (0.5)"
 
     # evaluate.py --compare: the SBI model beside another (here the untrained architecture) on every
     # protocol, in one table and one JSON.

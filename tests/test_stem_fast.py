@@ -15,9 +15,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 import dldfd_hf  # noqa: F401  (registers the models)
+from dldfd_hf._hardware import cpu_supports_bf16_conv
 from dldfd_hf.configuration_dldfd import DLDFDConfig
 from dldfd_hf.models import AugmentedStem
 from dldfd_hf.models import fused_stem
+
+# The error oneDNN raises for a bf16 convolution on a CPU without AVX-512 / AVX-NE-CONVERT (AVX2 EPYCs).
+NO_BF16_CONV = "mkldnn_convolution: bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq"
 
 VARIANTS = {
     "bn_relu": dict(norm_layer="batchnorm", act_layer="relu"),  # the default DLDFD stem
@@ -238,7 +242,12 @@ def test_layers_the_fusion_cannot_express_use_the_reference_path():
     assert seen == [torch.Size([2, 24, 16, 16])]  # hooks (Grad-CAM, feature taps) still fire
 
 
-def test_bfloat16_and_autocast():
+@pytest.mark.parametrize("onednn_bf16", [
+    pytest.param(True, marks=pytest.mark.skipif(not cpu_supports_bf16_conv(), reason=NO_BF16_CONV)),
+    False,  # what AVX2-only CPUs run: F.conv2d's bf16 kernel instead of oneDNN's fused conv + ReLU
+])
+def test_bfloat16_and_autocast(onednn_bf16, monkeypatch):
+    monkeypatch.setattr(fused_stem, "cpu_supports_bf16_conv", lambda: onednn_bf16)
     torch.manual_seed(5)
     stem = make_stem("bn_relu").eval()
     x = torch.randn(2, 3, 16, 16)

@@ -13,6 +13,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForImageClassification,
 
 from dldfd_hf import DLDFDConfig, DLDFDForImageClassification, DLDFDModel, image_processor_for
 
+from tests.conftest import assert_same_network_outputs
+
 
 @pytest.fixture()
 def timm_tiny() -> torch.nn.Module:
@@ -43,11 +45,12 @@ def test_config_defaults_are_the_paper():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(head_num_classes=3), "head_num_classes must be 1 or 2"),
+    (dict(head_num_classes=0), "head_num_classes must be a positive integer"),
+    (dict(head_num_classes=3, id2label={0: "real", 1: "fake"}), "head_num_classes=3 needs as many labels"),
     (dict(stem_out_chans=0), "stem_out_chans must be a positive integer"),
     (dict(image_mean=(0.5, 0.5)), "image_mean and image_std need 3 values"),
     (dict(pos_weight=-1.0), "pos_weight must be positive"),
-    (dict(id2label={0: "real", 1: "fake", 2: "other"}), "exactly two labels"),
+    (dict(head_num_classes=1, id2label={0: "real", 1: "fake", 2: "other"}), "exactly two labels"),
 ])
 def test_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -89,7 +92,7 @@ def test_save_and_load_round_trip_exactly(tiny_folder, timm_tiny):
         assert torch.equal(value, loaded.state_dict()[name]), name
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        assert torch.equal(loaded(pixel_values=x).logits, original(pixel_values=x).logits)
+        assert_same_network_outputs(loaded(pixel_values=x).logits, original(pixel_values=x).logits)
 
 
 def test_auto_classes_resolve_dldfd(tiny_folder):
@@ -109,7 +112,7 @@ def test_timm_loads_the_folder_transformers_saved(tiny_folder, timm_tiny, hub_ca
     x = torch.randn(2, 3, 64, 64)
     for name in (f"local-dir:{tiny_folder}", "hf-hub:dldfd-test/saved-tiny"):
         reloaded = timm.create_model(name, pretrained=True).eval()
-        assert torch.equal(reloaded(x), timm_tiny(x)), name
+        assert_same_network_outputs(reloaded(x), timm_tiny(x), msg=name)
 
 
 def test_image_classification_pipeline_scores_real_and_fake(tiny_folder, timm_tiny):
@@ -164,6 +167,46 @@ def test_two_logit_head_uses_cross_entropy():
     out = model(pixel_values=x, labels=labels)
     assert out.logits.shape == (4, 2)
     assert out.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(out.logits, labels).item(), rel=1e-5)
+
+
+FFPP_CLASSES = {0: "real", 1: "Deepfakes", 2: "Face2Face", 3: "FaceSwap", 4: "NeuralTextures"}
+
+
+def test_five_class_head_from_id2label(tmp_path):
+    """More than real/fake: one logit per label of id2label (here real and the four FF++ methods)."""
+    config = DLDFDConfig(id2label=FFPP_CLASSES)
+    assert config.head_num_classes == 5 and config.label2id["FaceSwap"] == 3
+    assert config.class_names() == list(FFPP_CLASSES.values())
+    assert DLDFDConfig(head_num_classes=5).num_labels == 5  # transformers' LABEL_0 ... LABEL_4
+
+    torch.manual_seed(0)
+    network = timm.create_model("dldfd_tiny", num_classes=5).eval()
+    model = DLDFDForImageClassification.from_timm(network, id2label=FFPP_CLASSES)
+    assert model.config.head_num_classes == 5 and model.config.id2label == FFPP_CLASSES
+    x = torch.randn(4, 3, 64, 64)
+    labels = torch.tensor([0, 1, 3, 4])
+    with torch.no_grad():
+        out = model(pixel_values=x, labels=labels)
+        torch.testing.assert_close(out.logits, network(x), rtol=0, atol=0)  # the logits as they are
+    assert out.loss.item() == pytest.approx(torch.nn.functional.cross_entropy(out.logits, labels).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="5-logit head needs integer class labels"):
+        model(pixel_values=x, labels=labels.float())
+
+    # The labels travel with the weights: transformers, timm and the image-classification pipeline read them.
+    folder = tmp_path / "ffpp5"
+    model.save_pretrained(folder)
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["num_classes"] == 5 and saved["label_names"] == list(FFPP_CLASSES.values())
+    loaded = AutoModelForImageClassification.from_pretrained(folder).eval()
+    assert loaded.config.id2label == FFPP_CLASSES and loaded.config.head_num_classes == 5
+    reloaded = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    with torch.no_grad():
+        assert_same_network_outputs(loaded(pixel_values=x).logits, out.logits)
+        assert_same_network_outputs(reloaded(x), out.logits)
+    face = Image.fromarray(np.random.default_rng(0).integers(0, 255, (80, 80, 3), dtype=np.uint8))
+    scores = pipeline("image-classification", model=str(folder))(face)
+    assert {r["label"] for r in scores} == set(FFPP_CLASSES.values())
+    assert sum(r["score"] for r in scores) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_bad_inputs_raise_clear_errors(timm_tiny):

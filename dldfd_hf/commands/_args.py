@@ -38,6 +38,21 @@ def frames_per_video(value: str) -> Optional[int]:
         raise argparse.ArgumentTypeError(f"expected a number of frames (>= 1) or 'all', got {value!r}") from None
 
 
+def add_allow_failures_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allow-failures`` (build-ffpp, build-faces): by default a build whose corpus lists inputs
+    that could not be read exits with status 1 (the corpus is still written, failed.json lists them)."""
+    parser.add_argument(
+        "--allow-failures", action="store_true",
+        help="exit 0 even when some inputs could not be read (default: exit status 1; the corpus is written "
+        "and OUTPUT/failed.json lists them either way)",
+    )
+
+
+def failure_status(failed: int, allow_failures: bool) -> int:
+    """The exit status of a build that finished with ``failed`` unreadable inputs."""
+    return 1 if failed and not allow_failures else 0
+
+
 def add_face_detection_arguments(parser: argparse.ArgumentParser) -> None:
     """How a corpus build runs MTCNN: processes, device, batch size, threads (build-ffpp, build-faces)."""
     parser.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")

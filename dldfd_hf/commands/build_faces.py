@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import add_face_detection_arguments, frames_per_video
+from ._args import add_allow_failures_argument, add_face_detection_arguments, failure_status, frames_per_video
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("output", help="corpus folder (created; an unfinished one is resumed)")
     parser.add_argument("--frames-per-video", type=frames_per_video, default=32, help="evenly spaced frames per video, or 'all' (default 32)")
     parser.add_argument("--crop-size", type=int, default=224, help="side of the stored face crops (default 224)")
+    parser.add_argument(
+        "--crop-scale", type=float, default=1.3,
+        help="crop side as a multiple of the face box (default 1.3, as the pipelines crop; wider, e.g. 1.8, "
+        "leaves room for training's crop jitter)",
+    )
     parser.add_argument("--image-format", choices=["png", "jpeg"], default="png", help="crop encoding (default png, lossless)")
     parser.add_argument(
         "--group-by", choices=["folder", "file"], default="folder",
@@ -32,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--validation-fraction", type=float, default=0.1, help="share of the groups for validation (default 0.1, at least one)")
     parser.add_argument("--test-fraction", type=float, default=0.1, help="share of the groups for test (default 0.1, at least one)")
     parser.add_argument("--retry-failed", action="store_true", help="try the files that failed in an earlier run again")
+    add_allow_failures_argument(parser)
     add_face_detection_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -47,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             args.output,
             frames_per_video=args.frames_per_video,
             crop_size=args.crop_size,
+            crop_scale=args.crop_scale,
             image_format=args.image_format,
             group_by=args.group_by,
             validation_fraction=args.validation_fraction,
@@ -79,4 +86,4 @@ def run(args: argparse.Namespace) -> int:
     if index.ignored:
         print(f"{len(index.ignored)} file(s) that are neither videos nor photos were ignored (e.g. {index.ignored[0].name})")
     print(f"corpus written to {args.output} (datasets.load_from_disk)")
-    return 0
+    return failure_status(len(report["failed"]), args.allow_failures)

@@ -7,7 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, OPTIONAL_METHODS
-from ._args import add_face_detection_arguments, frames_per_video
+from ._args import add_allow_failures_argument, add_face_detection_arguments, failure_status, frames_per_video
 
 if TYPE_CHECKING:
     from ..data.build import BuildConfig
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--splits-dir", help="folder with train.json/val.json/test.json (default: the official splits)")
     build.add_argument("--allow-missing", action="store_true", help="build the videos present even if the splits list more")
     build.add_argument("--retry-failed", action="store_true", help="try the videos that failed in an earlier run again")
+    add_allow_failures_argument(build)
     add_face_detection_arguments(build)
     build.add_argument("--shard-index", type=int, default=0, help="this machine's shard (with --num-shards)")
     build.add_argument("--num-shards", type=int, default=1, help="machines sharing the build; join with `dldfd merge-ffpp`")
@@ -120,10 +121,10 @@ def _build(args: argparse.Namespace) -> int:
             f"shard {args.shard_index} of {args.num_shards} done in {args.output}; when every shard is done, run "
             f"`dldfd merge-ffpp OUTPUT SHARD_DIR ...`"
         )
-        return 0
+        return failure_status(len(summary.failed), args.allow_failures)
     _print_report(summary.report, args.output)
     _publish(args)
-    return 0
+    return failure_status(len(summary.report["failed"]), args.allow_failures)
 
 
 def run_merge(args: argparse.Namespace) -> int:
@@ -163,9 +164,11 @@ def _guarded(action) -> int:
     """Expected failures (bad layout, split files, settings) print one clear line, no traceback."""
     from ..data.build import BuildError
     from ..data.ffpp import FFPPLayoutError, SplitFileError
+    from ..push import PushError
 
     try:
         return action()
-    except (FFPPLayoutError, SplitFileError, BuildError, FileExistsError, FileNotFoundError, ValueError) as error:
+    except (FFPPLayoutError, SplitFileError, BuildError, FileExistsError, FileNotFoundError, ValueError,
+            PushError, PermissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -346,7 +346,8 @@ def build_units(
             summary.frames += result.frames
         else:
             summary.failed.append(result)
-            logger.warning("skipped %s/%s (%s): %s", result.method, result.video_id, result.split, result.error)
+            # Not a warning: the caller reports failures (the CLI prints each once, failed.json lists them).
+            logger.info("skipped %s/%s (%s): %s", result.method, result.video_id, result.split, result.error)
     summary.seconds = time.perf_counter() - start
     if num_shards == 1:
         summary.report = finalize_corpus(output, [output], progress=progress)

@@ -125,6 +125,7 @@ def build_faces(
     output: PathLike,
     frames_per_video: Optional[int] = 32,
     crop_size: int = 224,
+    crop_scale: float = 1.3,
     image_format: str = "png",
     group_by: str = "folder",
     validation_fraction: float = 0.1,
@@ -139,11 +140,14 @@ def build_faces(
     """Crop the faces of every video and photo under ``input_dir`` into a corpus at ``output``.
 
     ``frames_per_video``: evenly spaced frames per video (None: every frame); a photo gives one.
+    ``crop_scale``: side of the square crop as a multiple of the MTCNN box (1.3 as the pipelines crop;
+    wider crops leave room for the scale jitter of ``augmentation: sbi`` in training).
     An interrupted build resumes (same settings); unreadable files are skipped and listed in
     ``OUTPUT/failed.json``; see :func:`dldfd_hf.data.build.build_units`.
     """
     config = BuildConfig(
-        compression=SOURCE_COMPRESSION, frames_per_video=frames_per_video, crop_size=crop_size, image_format=image_format
+        compression=SOURCE_COMPRESSION, frames_per_video=frames_per_video, crop_size=crop_size, image_format=image_format,
+        scale=crop_scale,
     )
     index = index_media(input_dir, group_by, validation_fraction, test_fraction)
     summary = build_units(

@@ -9,13 +9,13 @@ traces rather than the fingerprint of one manipulation method, and generalises t
 
 Differences from the paper, and why:
 
-- MTCNN gives five landmarks, not dlib's 81: the mask starts from the landmark-fitted face ellipse
-  of :func:`~dldfd_hf.data.blending.face_mask` (or its mouth region, a partial blend) instead of the
-  landmarks' convex hull, deformed by random low-frequency radial waves where SBI uses an elastic
-  transform (the same kind of smooth, irregular outline, at a fraction of the cost).
-- The jitter always goes to the pasted copy, never to the background, so a pseudo-fake differs
-  from its real source only inside the mask; the model still sees both sides of every statistic,
-  because the jitter's direction is random.
+- MTCNN gives five landmarks, not dlib's 81: the mask's hull is that of a fitted mean face (or, now
+  and then, the landmark ellipse of :func:`~dldfd_hf.data.blending.face_mask`), deformed by random
+  low-frequency radial waves where SBI uses an elastic transform (the same kind of smooth,
+  irregular outline, at a fraction of the cost).
+- As in SBI, the colour / sharpness jitter goes to the pasted copy or, half the time
+  (``SBIParams.target``), to the image it is pasted onto; the mask follows the convex hull of a
+  region of a mean 68-point face fitted to the five landmarks (:mod:`~dldfd_hf.data.face_shape`).
 
 >>> params = SBIParams.random(np.random.default_rng(0))
 >>> fake = self_blended_image(face, landmarks, params)   # Manipulation(image, mask)
@@ -23,6 +23,7 @@ Differences from the paper, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
 from .blending import FaceEllipse, Jitter, Manipulation, apply_transform, fill_polygon, jitter_matrix, jittered_copy
+from .face_shape import HULL_REGIONS, FaceHull
 
 __all__ = [
     "BLEND_RATIOS",
@@ -57,7 +59,10 @@ OUTLINE_POINTS = 48
 class MaskShape:
     """A randomly deformed, blurred face mask (the blending mask of one pseudo-fake).
 
-    ``expand``: ``(across, down)`` scaling of the face ellipse; ``waves``: ``(amplitude, phase)`` per
+    ``region``: a hull of the mean 68-point face fitted to the landmarks (a :data:`~dldfd_hf.data.face_shape.HULL_REGIONS`
+    key: the whole face, its lower half, the inner face, eyes, nose or mouth, as SBI varies its hulls and
+    as composites paste single features), or the landmark ellipse (``"face"``, ``"mouth"``);
+    ``expand``: ``(across, down)`` scaling of the region; ``waves``: ``(amplitude, phase)`` per
     :data:`HARMONICS` order of the outline's radial deformation; ``feather``: the ``(x, y)``
     Gaussian radii of the soft edge, as fractions of the ellipse's smaller semi-axis (so a shape
     means the same on a 64 px and a 1080p face); ``ratio``: the blend ratio (the mask's maximum).
@@ -73,17 +78,36 @@ class MaskShape:
     def random(cls, rng: np.random.Generator) -> "MaskShape":
         u = rng.random(6 + 2 * len(HARMONICS)).tolist()  # one draw: this runs per training sample
         waves = tuple((_lerp(u[6 + 2 * i], 0.0, 0.12 / k), _lerp(u[7 + 2 * i], 0.0, 2 * math.pi)) for i, k in enumerate(HARMONICS))
+        region = _pick(u[0], REGION_WEIGHTS)
+        # Single features are pasted with some of their surroundings, as composites are.
+        low, high = (0.75, 1.1) if region in ("hull", "hull_lower", "hull_inner", "face", "mouth") else (1.0, 1.5)
         return cls(
-            # Mostly the whole face; a fifth of the time the mouth and chin only (SBI's partial hulls).
-            region="face" if u[0] < 0.8 else "mouth",
+            region=region,
             # SBI shrinks its hull by a blur-and-threshold; a random expansion covers that and more.
-            expand=(_lerp(u[1], 0.75, 1.1), _lerp(u[2], 0.75, 1.1)),
+            expand=(_lerp(u[1], low, high), _lerp(u[2], low, high)),
             waves=waves,
             # SBI's blur kernels (5-25 px on a ~250 px face crop) are 1.5-6% of the face's half-width;
             # independent x and y radii stand for its random resizing of the mask.
             feather=(_lerp(u[3], 0.015, 0.08), _lerp(u[4], 0.015, 0.08)),
             ratio=BLEND_RATIOS[min(int(u[5] * len(BLEND_RATIOS)), len(BLEND_RATIOS) - 1)],
         )
+
+
+# How often each mask region is drawn: mostly the whole face's hull (SBI's own), partial hulls and
+# single features the rest of the time, the landmark ellipse now and then.
+REGION_WEIGHTS = (
+    ("hull", 0.45), ("hull_lower", 0.1), ("hull_inner", 0.1), ("hull_eyes", 0.08), ("hull_nose", 0.05),
+    ("hull_mouth", 0.1), ("face", 0.07), ("mouth", 0.05),
+)
+
+
+def _pick(u: float, weighted: tuple) -> str:
+    total = 0.0
+    for name, weight in weighted:
+        total += weight
+        if u < total:
+            return name
+    return weighted[-1][0]
 
 
 def _lerp(u: float, low: float, high: float) -> float:
@@ -110,7 +134,8 @@ def _draw_mask(
     This runs per training sample, so it works on the face's box only, at half resolution (the
     mask is smooth; one bilinear upsampling brings it back), in PIL's C loops.
     """
-    ellipse = FaceEllipse.of(landmarks, shape.region, shape.expand)
+    region = FaceHull if shape.region in HULL_REGIONS else FaceEllipse
+    ellipse = region.of(landmarks, shape.region, shape.expand)
     if ellipse is None:
         return None
     radial = 1.0 + _wave_table(shape.waves) if shape.waves else None
@@ -149,38 +174,42 @@ def _wave_table(waves: tuple[tuple[float, float], ...]) -> np.ndarray:
 
 
 def sbi_jitter(rng: np.random.Generator) -> Jitter:
-    """A source jitter in SBI's ranges: RGB shift, brightness/contrast and saturation; a low-pass
-    (down-and-up sampling), a sharpening or neither; a small rescale and shift (no rotation, as SBI).
+    """A jitter in SBI's ranges (its ``get_source_transforms``): an RGB shift 30% of the time,
+    small brightness/contrast and saturation changes, and always one frequency change (a 2x or 4x
+    down-and-up sampling, or a sharpening); a small rescale and shift (no rotation, as SBI).
 
     Unlike :meth:`Jitter.random` (which makes every synth-ffpp fake clearly visible) weak jitters are
-    drawn too: a blend must be detectable from its boundary, not only from a colour cast.
+    drawn too: a blend must be detectable from its boundary and its sharpness, not from a colour cast.
     """
-    u = rng.random(14).tolist()  # one draw: this runs per training sample
+    u = rng.random(15).tolist()  # one draw: this runs per training sample
     brightness = _lerp(u[0], -0.1, 0.1) * 255
     contrast = 1 + _lerp(u[1], -0.1, 0.1)
-    detail = u[2]
+    shift = u[14] < 0.3
     return Jitter(
-        gains=tuple(contrast * _lerp(v, 0.95, 1.05) for v in u[3:6]),
-        offsets=tuple(brightness + _lerp(v, -20, 20) for v in u[6:9]),
+        gains=tuple(contrast * _lerp(v, 0.97, 1.03) for v in u[3:6]),
+        offsets=tuple(brightness + (_lerp(v, -20, 20) if shift else 0.0) for v in u[6:9]),
         scale=_lerp(u[9], 0.95, 1 / 0.95),
         # SBI translates by up to 3% (x) / 1.5% (y) of the crop, ~0.1 / 0.05 eye distances on a 1.3x crop.
         shift=(_lerp(u[10], -0.1, 0.1), _lerp(u[11], -0.05, 0.05)),
-        saturation=_lerp(u[12], 0.8, 1.2),
-        downscale=_lerp(u[13], 0.25, 0.5) if detail < 0.35 else 1.0,
-        sharpen=_lerp(u[13], 0.2, 0.8) if detail > 0.65 else 0.0,
+        saturation=_lerp(u[12], 0.85, 1.15),
+        downscale=(0.5 if u[13] < 0.25 else 0.25) if u[2] < 0.5 else 1.0,
+        sharpen=_lerp(u[13], 0.2, 0.6) if u[2] >= 0.5 else 0.0,
     )
 
 
 @dataclass(frozen=True)
 class SBIParams:
-    """Everything random about one pseudo-fake: the source jitter and the mask shape."""
+    """Everything random about one pseudo-fake: the jitter, the mask shape, and whether the jitter's
+    colour and sharpness change goes to the pasted face (``target=False``) or to the image it is
+    pasted onto (``target=True``, SBI's other half: the face stays as it was, its surroundings change)."""
 
     jitter: Jitter = field(default_factory=Jitter)
     mask: MaskShape = field(default_factory=MaskShape)
+    target: bool = False
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> "SBIParams":
-        return cls(sbi_jitter(rng), MaskShape.random(rng))
+        return cls(sbi_jitter(rng), MaskShape.random(rng), bool(rng.random() < 0.5))
 
 
 def self_blended_image(
@@ -194,7 +223,7 @@ def self_blended_image(
     Pass ``params`` for a fixed blend, or an ``rng`` to draw one. The mask is the shape drawn on the
     face intersected with the same shape moved with the copy (as in :func:`~dldfd_hf.data.blending.self_blend`),
     so nothing from outside the copy's face comes along; ``Manipulation.mask`` is the mask used
-    (0 = the source pixel is kept exactly).
+    (0 = the source pixel is kept exactly, unless ``params.target`` jittered the surroundings).
     """
     if params is None:
         params = SBIParams.random(rng if rng is not None else np.random.default_rng())
@@ -233,8 +262,15 @@ def _self_blend(
         if inner != box:
             patch_mask = patch_mask.crop((inner[0] - box[0], inner[1] - box[1], inner[2] - box[0], inner[3] - box[1]))
             drawn = patch_mask, inner
-        source, _ = jittered_copy(image, landmarks, params.jitter, inner, matrix)
-        out = image if in_place else image.copy()
+        if params.target:
+            # The face keeps its pixels (moved only); the image around it gets the colour/sharpness change.
+            geometry = Jitter(scale=params.jitter.scale, rotation=params.jitter.rotation, shift=params.jitter.shift)
+            source, _ = jittered_copy(image, landmarks, geometry, inner, matrix)
+            appearance = dataclasses.replace(params.jitter, scale=1.0, rotation=0.0, shift=(0.0, 0.0))
+            out, _ = jittered_copy(image, landmarks, appearance)
+        else:
+            source, _ = jittered_copy(image, landmarks, params.jitter, inner, matrix)
+            out = image if in_place else image.copy()
         out.paste(source, inner[:2], patch_mask)
         return out, drawn
     return (image if in_place else image.copy()), None

@@ -62,6 +62,8 @@ class BuildConfig:
             raise ValueError(f"image_format must be one of {', '.join(IMAGE_FORMATS)}, got {self.image_format!r}")
         if self.crop_size < 8:
             raise ValueError(f"crop_size must be >= 8, got {self.crop_size}")
+        if not self.scale >= 1.0:
+            raise ValueError(f"scale (crop side / face box side) must be >= 1, got {self.scale}")
         if self.select not in ("largest", "confident"):
             raise ValueError(f"select must be 'largest' or 'confident' (one face per frame), got {self.select!r}")
 

@@ -3,6 +3,9 @@
 from .dldfd import (
     DLDFD,
     LABEL_NAMES,
+    SHIPPED_MODEL,
+    SHIPPED_MODEL_DIR,
+    SHIPPED_MODEL_SUMMARY,
     checkpoint_filter_fn,
     create_dldfd,
     default_cfgs,
@@ -11,5 +14,5 @@ from .dldfd import (
 )
 from .stem import AugmentedStem
 
-__all__ = ["DLDFD", "AugmentedStem", "LABEL_NAMES", "checkpoint_filter_fn", "create_dldfd", "default_cfgs",
+__all__ = ["DLDFD", "AugmentedStem", "LABEL_NAMES", "SHIPPED_MODEL", "SHIPPED_MODEL_DIR", "SHIPPED_MODEL_SUMMARY", "checkpoint_filter_fn", "create_dldfd", "default_cfgs",
            "fake_logit", "fake_probabilities"]

@@ -4,9 +4,10 @@ Singh & Ramachandra, "DLDFD: Recurrence Free 2D Convolution Approach for Deep Fa
 Output: one logit per image, the "fake" score (label 0 = real, 1 = fake).
 """
 
-from __future__ import annotations
-
-from typing import Any, Dict, Optional
+# No `from __future__ import annotations`: torch.fx copies forward()'s annotations into the code
+# it generates, and TorchScript cannot resolve them there as strings.
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -16,11 +17,21 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from ..labels import LABEL_NAMES
-from .stem import AugmentedStem, LayerSpec
+from .imagenet import LOCAL_IMAGENET_WEIGHTS
+from .stem import STEM_INITS, AugmentedStem, LayerSpec
 
-__all__ = ["DLDFD", "create_dldfd", "fake_logit", "fake_probabilities"]
+__all__ = ["DLDFD", "SHIPPED_MODEL", "SHIPPED_MODEL_DIR", "SHIPPED_MODEL_SUMMARY", "create_dldfd", "fake_logit",
+           "fake_probabilities"]
 
 HUB_ORG = "dldfd-hf"
+# The detector that ships inside the package, as a model folder (config.json, fp16 model.safetensors,
+# preprocessor_config.json) that timm, transformers and the pipelines all load offline.
+SHIPPED_MODEL = "dldfd_efficientnet_lite0.sbi_faces"
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "weights" / SHIPPED_MODEL
+SHIPPED_MODEL_SUMMARY = (
+    "DLDFD-Lite0 (augmented layers + ImageNet EfficientNet-Lite0) trained on real faces only, with "
+    "self-blended pseudo-fakes (no FaceForensics++); catches blending-based face swaps and composites"
+)
 
 
 class DLDFD(nn.Module):
@@ -28,14 +39,19 @@ class DLDFD(nn.Module):
 
     Args:
         backbone: timm model name, optionally with a weights tag (``"resnet50.tv_in1k"``).
-        num_classes: 1 (a single fake logit, the paper's BCE) or 2 (real/fake logits).
+        num_classes: 1 (a single fake logit, the paper's BCE), 2 (real/fake logits), any other
+            number (e.g. 5: real and the four FF++ methods), or 0 (pooled features, no head).
         in_chans: image channels.
         stem_out_chans: width of the 1x1 projection, i.e. the backbone's ``in_chans``.
         stem_branch_chans / stem_branches: filters per 3x3 branch and number of branches.
         stem_norm / stem_act: timm layer names (or None for the paper-literal linear stem).
         stem_fused: run the stem without materialising its wide hidden tensor (BN folded, tiled,
             recomputed in backward); same outputs and gradients. False forces the layer-by-layer path.
-        backbone_pretrained: load the backbone's ImageNet weights through timm's pretrained path.
+        stem_init: ``"identity"`` (default): the augmented layers start by passing the image through
+            unchanged (in eval mode), so a pretrained backbone starts on the image it was trained on;
+            ``"random"``: timm's default initialisation of every layer.
+        backbone_pretrained: load the backbone's ImageNet weights: from a pip package, offline, for
+            the backbones of :mod:`dldfd_hf.models.imagenet`, else through timm's pretrained path (Hub).
         backbone_kwargs: extra keyword arguments for ``timm.create_model(backbone, ...)``.
     """
 
@@ -50,16 +66,22 @@ class DLDFD(nn.Module):
         stem_norm: LayerSpec = "batchnorm",
         stem_act: LayerSpec = "relu",
         stem_fused: bool = True,
+        stem_init: str = "identity",
         drop_rate: float = 0.0,
         global_pool: str = "avg",
         backbone_pretrained: bool = False,
         backbone_kwargs: Optional[Dict[str, Any]] = None,
+        device: Any = None,
+        dtype: Optional[torch.dtype] = None,
     ) -> None:
         super().__init__()
-        if num_classes not in (0, 1, 2):
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
             raise ValueError(
-                f"DLDFD: num_classes must be 1 (one fake logit) or 2 (real/fake logits), got {num_classes!r}"
+                f"DLDFD: num_classes must be an integer >= 0 (1: one fake logit, 2: real/fake logits, "
+                f"0: pooled features), got {num_classes!r}"
             )
+        if stem_init not in STEM_INITS:
+            raise ValueError(f"DLDFD: stem_init must be one of {', '.join(STEM_INITS)}, got {stem_init!r}")
         if not isinstance(backbone, str) or not backbone:
             raise ValueError(f"DLDFD: backbone must be a timm model name, got {backbone!r}")
         arch = backbone.split(".", 1)[0]
@@ -77,17 +99,37 @@ class DLDFD(nn.Module):
             act_layer=stem_act,
             fused=stem_fused,
         )
+        local_weights = LOCAL_IMAGENET_WEIGHTS.get(arch) if backbone_pretrained else None
         self.backbone = timm.create_model(
             backbone,
-            pretrained=backbone_pretrained,
+            pretrained=backbone_pretrained and local_weights is None,
             num_classes=num_classes,
             in_chans=stem_out_chans,
             drop_rate=drop_rate,
             global_pool=global_pool,
             **(backbone_kwargs or {}),
         )
+        # A head that did not come with the ImageNet weights (another number of classes) starts fresh.
+        pretrained_head = backbone_pretrained and num_classes == self.backbone.pretrained_cfg.get("num_classes")
+        if local_weights is not None:
+            # Only the classifier may start fresh (another number of classes than ImageNet's).
+            head = self.backbone.pretrained_cfg.get("classifier", "classifier") + "."
+            missing = self.backbone.load_state_dict(local_weights(self.backbone), strict=False).missing_keys
+            pretrained_head = not any(k.startswith(head) for k in missing)
+            missing = [k for k in missing if not (k.startswith(head) or k.endswith("num_batches_tracked"))]
+            if missing:
+                raise ValueError(f"DLDFD: ImageNet weights of {arch} lack {missing[:3]}")
+        if stem_init == "identity":
+            self.stem.init_identity()
+        if not pretrained_head:
+            self._init_head()
         self.num_features = self.backbone.num_features
         self.head_hidden_size = getattr(self.backbone, "head_hidden_size", self.num_features)
+        # The backbone's feature levels: the augmented layers keep the image's resolution and channels,
+        # so they are no level of their own (they run before level 0).
+        self.feature_info = [
+            dict(info, module=f"backbone.{info['module']}") for info in getattr(self.backbone, "feature_info", [])
+        ]
         self.grad_checkpointing = False
         # The constructor arguments, so configs and exports can rebuild this exact network.
         self.init_kwargs = dict(
@@ -100,10 +142,23 @@ class DLDFD(nn.Module):
             stem_norm=stem_norm if stem_norm is None or isinstance(stem_norm, str) else stem_norm.__name__,
             stem_act=stem_act if stem_act is None or isinstance(stem_act, str) else stem_act.__name__,
             stem_fused=stem_fused,
+            stem_init=stem_init,
             drop_rate=drop_rate,
             global_pool=global_pool,
             backbone_kwargs=dict(backbone_kwargs or {}),
         )
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+    @torch.no_grad()
+    def _init_head(self) -> None:
+        # Start at P(fake) = 0.5 for every image: some backbones (timm's EfficientNets) size their
+        # head's init for 1000 classes, which on one logit gives losses of several nats at step 0.
+        head = self.backbone.get_classifier()
+        if isinstance(head, nn.Linear):
+            nn.init.normal_(head.weight, std=0.01)
+            if head.bias is not None:
+                nn.init.zeros_(head.bias)
 
     # --- timm model API -------------------------------------------------------------------
     @torch.jit.ignore
@@ -133,14 +188,68 @@ class DLDFD(nn.Module):
         else:
             self.backbone.reset_classifier(num_classes, global_pool)
 
+    @torch.jit.unused
     def _check_input(self, x: torch.Tensor) -> None:
+        if isinstance(x, torch.fx.Proxy):
+            return  # torch.fx symbolic tracing: no shape to check yet
         if x.ndim != 4 or x.shape[1] != self.in_chans:
             raise ValueError(
                 f"DLDFD expects images shaped (batch, {self.in_chans}, height, width), got {tuple(x.shape)}"
             )
 
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: Optional[Union[int, List[int]]] = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> Union[List[torch.Tensor], Tuple[torch.Tensor, List[torch.Tensor]]]:
+        """The backbone's ``forward_intermediates`` on the augmented layers' output.
+
+        Args:
+            x: Input image tensor.
+            indices: Take last n feature levels if int, all if None, select matching indices if sequence.
+            norm: Apply norm layer to compatible intermediates.
+            stop_early: Stop iterating over blocks when last desired intermediate hit.
+            output_fmt: Shape of intermediate feature outputs.
+            intermediates_only: Only return intermediate features.
+
+        Returns:
+            List of intermediate features or tuple of (final features, intermediates).
+        """
+        if not torch.jit.is_scripting():
+            self._check_input(x)
+        return self.backbone.forward_intermediates(
+            self.stem(x),
+            indices=indices,
+            norm=norm,
+            stop_early=stop_early,
+            output_fmt=output_fmt,
+            intermediates_only=intermediates_only,
+        )
+
+    def prune_intermediate_layers(
+        self,
+        indices: Union[int, List[int]] = 1,
+        prune_norm: bool = False,
+        prune_head: bool = True,
+    ) -> List[int]:
+        """Prune the backbone's layers after the last of ``indices`` (the augmented layers always stay).
+
+        Returns:
+            List of indices that were kept.
+        """
+        take_indices = self.backbone.prune_intermediate_layers(indices, prune_norm=prune_norm, prune_head=prune_head)
+        self.num_classes = getattr(self.backbone, "num_classes", 0 if prune_head else self.num_classes)
+        self.num_features = self.backbone.num_features
+        self.head_hidden_size = getattr(self.backbone, "head_hidden_size", self.num_features)
+        return take_indices
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        self._check_input(x)
+        if not torch.jit.is_scripting():
+            self._check_input(x)
         return self.backbone.forward_features(self.stem(x))
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
@@ -187,6 +296,9 @@ def _create_dldfd(variant: str, pretrained: bool = False, **kwargs: Any) -> DLDF
         variant,
         pretrained,
         pretrained_filter_fn=checkpoint_filter_fn,
+        # features_only=True: the feature levels live inside the backbone, which the module-walking
+        # extractors cannot reach; the getter runs forward_intermediates (and prunes the rest).
+        feature_cfg=dict(feature_cls="getter"),
         **kwargs,
     )
 
@@ -237,6 +349,18 @@ default_cfgs = generate_default_cfgs({
         hf_hub_id=f"{HUB_ORG}/dldfd_resnet18.ffpp_c40",
         description="DLDFD with a ResNet-18 backbone trained on FaceForensics++ c40 face crops",
     ),
+    SHIPPED_MODEL: _cfg(
+        file=str(SHIPPED_MODEL_DIR / "model.safetensors"),
+        hf_hub_id=f"{HUB_ORG}/{SHIPPED_MODEL}",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        classifier="backbone.classifier",
+        description=SHIPPED_MODEL_SUMMARY,
+    ),
+    "dldfd_efficientnet_lite0.in1k": _cfg(
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), classifier="backbone.classifier",
+        description="untrained head; build with backbone_pretrained=True for the ImageNet backbone",
+    ),
     "dldfd_tiny.untrained": _cfg(input_size=(3, 64, 64), pool_size=(2, 2)),
 })
 
@@ -253,6 +377,16 @@ def dldfd_resnet18(pretrained: bool = False, **kwargs: Any) -> DLDFD:
     """DLDFD with a ResNet-18 backbone: ~3x cheaper, for quick experiments."""
     model_args = dict(backbone="resnet18.tv_in1k")
     return _create_dldfd("dldfd_resnet18", pretrained, **dict(model_args, **kwargs))
+
+
+@register_model
+def dldfd_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> DLDFD:
+    """DLDFD-Lite0: augmented layers + EfficientNet-Lite0 (ImageNet weights from a pip package, offline).
+
+    ``pretrained=True`` loads the detector that ships inside ``dldfd_hf`` (``.sbi_faces``).
+    """
+    model_args = dict(backbone="tf_efficientnet_lite0")
+    return _create_dldfd("dldfd_efficientnet_lite0", pretrained, **dict(model_args, **kwargs))
 
 
 @register_model

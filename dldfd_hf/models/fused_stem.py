@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils import flop_counter
 
+from .._hardware import cpu_supports_bf16_conv
+
 __all__ = ["conv_act_proj", "compose_linear", "fold_batchnorm", "patch_moments", "tile_pixels_for"]
 
 # Hidden activations per tile. On CPU a tile of ~12 MiB stays in the last-level cache and is small
@@ -101,8 +103,11 @@ if _ONEDNN_CONV_RELU:
 def _conv_act(x_tile: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, act: nn.Module) -> torch.Tensor:
     """``act(conv3x3(x_tile))`` without padding; never records autograd history."""
     if type(act) is nn.ReLU:
-        if _ONEDNN_CONV_RELU and x_tile.device.type == "cpu" and x_tile.dtype in (torch.float32, torch.bfloat16):
+        if _ONEDNN_CONV_RELU and x_tile.device.type == "cpu" and (
+            x_tile.dtype == torch.float32 or (x_tile.dtype == torch.bfloat16 and cpu_supports_bf16_conv())
+        ):
             # oneDNN applies the ReLU while the conv output is still in registers: one pass less.
+            # In bf16 only where oneDNN has bf16 convs (AVX-512/AMX): it raises on AVX2-only CPUs.
             return torch.ops.mkldnn._convolution_pointwise(
                 x_tile, weight, bias, [0, 0], [1, 1], [1, 1], 1, "relu", [], ""
             )

@@ -14,6 +14,7 @@ from timm.layers import create_act_layer, get_act_layer, get_norm_layer
 from .fused_stem import compose_linear, conv_act_proj, fold_batchnorm
 
 LayerSpec = Optional[Union[str, Type[nn.Module], Callable[..., nn.Module]]]
+STEM_INITS = ("identity", "random")
 
 
 def resolve_layer(kind: str, spec: LayerSpec) -> Optional[Callable[..., nn.Module]]:
@@ -51,7 +52,8 @@ class AugmentedStem(nn.Module):
     :meth:`forward_reference` up to float rounding; BatchNorm running statistics are updated once
     per forward, as with the reference. The reference path is used instead for layers the fusion
     does not cover (norms other than BatchNorm2d, activations with parameters, modified convs,
-    forward hooks on the sub-modules) and, in training, under ``torch.compile`` / export tracing.
+    forward hooks on the sub-modules), under TorchScript and ``torch.fx`` symbolic tracing, and, in
+    training, under ``torch.compile`` / export tracing.
     """
 
     def __init__(
@@ -83,6 +85,35 @@ class AugmentedStem(nn.Module):
         self.act = create_act_layer(act, inplace=True) if act is not None else nn.Identity()
         self.proj = nn.Conv2d(self.hidden_chans, out_chans, 1, bias=True)
 
+    @torch.no_grad()
+    def init_identity(self) -> None:
+        """Start as a pass-through: in eval mode (BatchNorm at its initial statistics) the stem outputs
+        the image, so a pretrained backbone behind it starts on the image it was trained on.
+
+        Filter ``c`` of the 3x3 conv passes input channel ``c`` through, filter ``in_chans + c`` its
+        negative; the 1x1 projection recombines them (``relu(x) - relu(-x) = x``) into every output
+        channel ``k`` from input channel ``k % in_chans`` (the channel repetition timm's ``in_chans``
+        adaptation assumes for a wider stem). The other filters keep their random initialisation
+        and start at zero weight in the projection, so they join in as training moves it.
+        """
+        conv, proj, c = self.conv, self.proj, self.in_chans
+        if self.hidden_chans < 2 * c:
+            raise ValueError(f"AugmentedStem: identity init needs >= {2 * c} hidden channels, has {self.hidden_chans}")
+        for i in range(2 * c):
+            conv.weight[i].zero_()
+            conv.weight[i, i % c, 1, 1] = 1.0 if i < c else -1.0
+        if conv.bias is not None:
+            conv.bias[: 2 * c].zero_()
+        if isinstance(self.norm, nn.BatchNorm2d):
+            self.norm.reset_parameters()  # weight 1, bias 0, running mean 0, var 1: a pass-through in eval
+        linear = isinstance(self.act, nn.Identity)  # then both filters carry the image: x - (-x) = 2x
+        proj.weight.zero_()
+        if proj.bias is not None:
+            proj.bias.zero_()
+        for k in range(self.out_chans):
+            proj.weight[k, k % c] = 0.5 if linear else 1.0
+            proj.weight[k, c + k % c] = -0.5 if linear else -1.0
+
     def branch_weights(self) -> list[torch.Tensor]:
         """The weights of the individual 3x3 branches (views into the fused conv)."""
         return list(self.conv.weight.split(self.branch_chans, dim=0))
@@ -91,6 +122,17 @@ class AugmentedStem(nn.Module):
         return f"fused={self.fused}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            # TorchScript compiles the layers as they are; the fusion is Python (tiles, autograd.Function).
+            return self.forward_reference(x)
+        return self._forward_eager(x)
+
+    @torch.jit.unused
+    def _forward_eager(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.fx.Proxy):
+            # torch.fx symbolic tracing: record conv / norm / act / proj as the graph's modules
+            # (feature extraction and quantization work on them; the fused path branches on values).
+            return self.forward_reference(x)
         if not (self.fused and self.can_fuse()):
             return self.forward_reference(x)
         if _capturing_graph():
@@ -100,7 +142,8 @@ class AugmentedStem(nn.Module):
         return self._forward_fused(x)
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
-        """The unfused definition: conv3x3 -> norm -> act -> conv1x1, layer by layer."""
+        """The unfused definition: conv3x3 -> norm -> act -> conv1x1, layer by layer (also what
+        TorchScript and torch.fx get)."""
         return self.proj(self.act(self.norm(self.conv(x))))
 
     def can_fuse(self) -> bool:

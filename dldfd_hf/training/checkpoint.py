@@ -9,7 +9,8 @@ writes (model, optimizer, scheduler, grad scaler, RNG states), plus:
   model folder (``dldfd_hf.hub.load_model`` / ``examples/evaluate.py --model`` read it).
 
 It is written to a temporary sibling and renamed into place, so a run killed while saving leaves
-no half-written checkpoint behind.
+no half-written checkpoint behind. :func:`validate_checkpoint` checks a checkpoint's files (damaged
+by a disk, a copy, a hand) before a resumed run creates anything: one error naming the file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 __all__ = [
+    "CheckpointError",
     "TrainState",
     "check_resumable",
     "find_checkpoint",
@@ -31,6 +33,7 @@ __all__ = [
     "read_state",
     "resume_signature",
     "save_checkpoint",
+    "validate_checkpoint",
 ]
 
 STATE_NAME = "trainer_state.json"
@@ -39,6 +42,15 @@ _CHECKPOINT = re.compile(r"^step_(\d+)$")
 # repeat samples, so a checkpoint records them and a resume must match.
 RESUME_KEYS = ("data", "protocol", "max_train_samples", "batch_size", "gradient_accumulation_steps",
                "balanced_sampling", "seed")
+# What trainer_state.json must hold to resume, and the JSON types of those values.
+REQUIRED_STATE = {"epoch": int, "batches_in_epoch": int, "global_step": int, "history": list, "signature": dict}
+WEIGHTS_NAME = "model.safetensors"
+# Files of accelerator.save_state that resuming reads with torch.load (weights_only): they must load.
+TORCH_STATE_FILES = ("optimizer.bin", "scheduler.bin")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names the file and what is wrong with it."""
 
 
 @dataclass
@@ -118,8 +130,70 @@ def check_resumable(state: TrainState, signature: Dict[str, Any], checkpoint: Un
 
 
 def read_state(checkpoint: Union[str, Path]) -> TrainState:
-    """The :class:`TrainState` of a checkpoint, without loading anything else."""
-    return TrainState.from_dict(json.loads((Path(checkpoint) / STATE_NAME).read_text()))
+    """The :class:`TrainState` of a checkpoint, without loading anything else.
+
+    Raises :class:`CheckpointError` naming ``trainer_state.json`` when it is not valid JSON or lacks
+    a key resuming needs (:data:`REQUIRED_STATE`).
+    """
+    path = Path(checkpoint) / STATE_NAME
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot be read ({error})") from None
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(values).__name__}")
+    missing = [key for key in REQUIRED_STATE if key not in values]
+    if missing:
+        raise CheckpointError(f"{path}: missing key(s) {', '.join(missing)} (not written by examples/train.py?)")
+    wrong = [f"{key} is {type(values[key]).__name__}, not {kind.__name__}" for key, kind in REQUIRED_STATE.items()
+             if not isinstance(values[key], kind) or (kind is int and isinstance(values[key], bool))]
+    if wrong:
+        raise CheckpointError(f"{path}: {'; '.join(wrong)}")
+    return TrainState.from_dict(values)
+
+
+def validate_checkpoint(checkpoint: Union[str, Path]) -> TrainState:
+    """Check every file resuming reads, without changing anything; return the checkpoint's state.
+
+    ``trainer_state.json`` (see :func:`read_state`), ``model.safetensors`` (its header: a truncated
+    or overwritten file fails it) and the optimizer / scheduler states (loaded as plain tensors,
+    memory-mapped: ``torch.load(weights_only=True)``, so nothing in them can run). Raises
+    :class:`CheckpointError` naming the first bad file.
+    """
+    import torch
+    from safetensors import safe_open
+
+    checkpoint = Path(checkpoint)
+    state = read_state(checkpoint)
+    weights = checkpoint / WEIGHTS_NAME
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing (the model weights of the checkpoint)")
+    try:
+        with safe_open(str(weights), framework="pt"):
+            pass
+    except Exception as error:  # SafetensorError, OSError: unusable either way
+        raise CheckpointError(f"{weights}: corrupt or truncated ({_first_line(error)})") from None
+    for name in TORCH_STATE_FILES:
+        path = checkpoint / name
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing (saved with every checkpoint)")
+        try:
+            try:
+                torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as error:
+                if "mmap" not in str(error):
+                    raise
+                torch.load(path, map_location="cpu", weights_only=True)  # an old format that cannot be mapped
+        except Exception as error:  # UnpicklingError, RuntimeError, EOFError, ...
+            raise CheckpointError(f"{path}: corrupt or not a plain tensor state ({_first_line(error)})") from None
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
 
 
 def save_checkpoint(accelerator: Any, model: Any, state: TrainState, output_dir: Union[str, Path],

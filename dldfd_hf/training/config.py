@@ -2,7 +2,8 @@
 
 Every field can be set in the YAML file and on the command line (the command line wins). Unknown
 keys, in either place, are errors that name the key and suggest the closest known one, raised
-before any data is read or any model is built.
+before any data is read or any model is built; so are non-finite numbers (``nan``, ``inf``, YAML's
+``.nan`` / ``.inf``) for any key, ``model_kwargs`` values included.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ __all__ = ["ConfigError", "TrainingConfig", "build_arg_parser", "load_config", "
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
 VIDEO_STRATEGIES = ("majority", "mean")
+AUGMENTATIONS = ("none", "sbi")
 PSEUDO_FAKE_MODES = ("none", "sbi", "sbi+ffpp")  # dldfd_hf.training.pseudo_fakes (kept import-free here)
 # Validation metrics a best model can be chosen by (flattened "<level>/<name>" keys of the results).
 SELECTABLE_METRICS = (
@@ -61,6 +64,11 @@ class TrainingConfig:
     """Self-blended pseudo-fakes (SBI) made from real rows on the fly: ``none``; ``sbi`` (train on the
     corpus's real rows only, e.g. a ``dldfd build-faces`` corpus of your own footage); ``sbi+ffpp``
     (beside the corpus's fakes). See :mod:`dldfd_hf.training.pseudo_fakes`."""
+    augmentation: str = "none"
+    """``none`` (resize and flip, the paper's); ``sbi``: SBI's crop jitter, colour changes and JPEG,
+    the same for a real crop and its pseudo-fake; evaluation then cuts the 1.3x face square from the
+    stored crops (build them wider: ``dldfd build-faces --crop-scale 1.8``). See
+    :mod:`dldfd_hf.training.augment`."""
     pseudo_fake_probability: float = 0.5
     """Chance that a real training row is turned into a pseudo-fake (with ``pseudo_fakes``)."""
     pseudo_fake_pairs: bool = False
@@ -128,6 +136,12 @@ class TrainingConfig:
         def fail(key: str, message: str) -> None:
             raise ConfigError(f"config key {key!r}: {message}")
 
+        # First: nan compares false with everything, so the range checks below would let it through.
+        for f in dataclasses.fields(self):
+            bad = _non_finite(getattr(self, f.name))
+            if bad is not None:
+                fail(f.name, f"must be a finite number, got {bad}")
+
         for key in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
             if getattr(self, key) < 1:
                 fail(key, f"must be >= 1, got {getattr(self, key)!r}")
@@ -154,6 +168,7 @@ class TrainingConfig:
         if not 0.0 < self.pseudo_fake_probability <= 1.0:
             fail("pseudo_fake_probability", f"is a probability in (0, 1], got {self.pseudo_fake_probability}")
         _choice("pseudo_fakes", self.pseudo_fakes, PSEUDO_FAKE_MODES)
+        _choice("augmentation", self.augmentation, AUGMENTATIONS)
         if self.pseudo_fake_pairs and self.pseudo_fakes == "none":
             fail("pseudo_fake_pairs", "needs pseudo_fakes: sbi or sbi+ffpp")
         if self.pseudo_fake_pairs and self.balanced_sampling:
@@ -188,6 +203,23 @@ class TrainingConfig:
 def metric_direction(metric: str) -> str:
     """``"min"`` for losses and error rates, ``"max"`` for everything else."""
     return "min" if metric in LOWER_IS_BETTER else "max"
+
+
+def _non_finite(value: Any) -> Optional[float]:
+    """The first nan / inf float in ``value`` (a number, or a list / dict holding numbers), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else value
+    if isinstance(value, (list, tuple)):
+        items = value
+    elif isinstance(value, dict):
+        items = list(value.values())
+    else:
+        return None
+    for item in items:
+        bad = _non_finite(item)
+        if bad is not None:
+            return bad
+    return None
 
 
 def _choice(key: str, value: Any, choices: Sequence[str]) -> None:

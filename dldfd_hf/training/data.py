@@ -153,18 +153,26 @@ class FrameDataset(TorchDataset):
     seed; a key ``(row, seed, pseudo_fake)`` decides it instead (0 or 1; see
     :class:`~dldfd_hf.training.pseudo_fakes.PseudoFakePairs`). Rows of method ``SelfBlended`` (see
     :mod:`dldfd_hf.training.pseudo_fakes`) are always blended, with their row number as the seed.
+
+    ``augment`` (a :class:`~dldfd_hf.training.augment.FaceAugment`): applied after the blend, with the
+    sample's seed (training: crop jitter, colour, JPEG) or without one (evaluation: the 1.3x face crop).
     """
 
-    def __init__(self, dataset, transform: FrameTransform, self_blender: Optional[Any] = None) -> None:
+    def __init__(
+        self, dataset, transform: FrameTransform, self_blender: Optional[Any] = None, augment: Optional[Any] = None
+    ) -> None:
         # Only the columns the model needs: the other columns are never read per item.
         columns = ["image", "label"]
+        self.augment = augment
+        if augment is not None and "landmarks" in dataset.column_names:
+            columns.append("landmarks")
         # A copy per dataset: the blender caches detected landmarks by row number.
         self.self_blender = copy.deepcopy(self_blender)
         self._blended_method: Optional[int] = None
         if self_blender is not None:
             from .pseudo_fakes import PSEUDO_FAKE_METHOD
 
-            columns += [c for c in ("landmarks", "method") if c in dataset.column_names]
+            columns += [c for c in ("landmarks", "method") if c in dataset.column_names and c not in columns]
             names = getattr(dataset.features.get("method"), "names", None) or []
             if PSEUDO_FAKE_METHOD in names:
                 self._blended_method = names.index(PSEUDO_FAKE_METHOD)
@@ -205,6 +213,8 @@ class FrameDataset(TorchDataset):
             elif seed is not None and label == 0 and pseudo_fake:
                 image, label = self.self_blender.blend(image, landmarks, seed=seed, key=int(row), in_place=owned), 1
         rng = random.Random(seed) if seed is not None else None
+        if self.augment is not None:
+            image = self.augment(image, item.get("landmarks"), rng)
         return {
             "pixel_values": self.transform(image, rng),
             "labels": label,

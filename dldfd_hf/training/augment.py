@@ -1,0 +1,139 @@
+"""Face-crop augmentation shared by a real crop and its pseudo-fake (``augmentation: sbi``).
+
+SBI's training crops are not one fixed square: the face is cut with random margins, and real and
+fake alike go through colour changes and JPEG compression, so the detector cannot learn "sharper
+(or blurrier) than the untouched images" and survives compressed footage. :class:`FaceAugment`
+does that on crops stored wider than the model sees (``dldfd build-faces --crop-scale 1.8``):
+
+- training: a crop of the face box scaled 1.15-1.5x (the pipelines crop 1.3x), each side moved on
+  its own by up to 10%, then, each with its own chance, an RGB shift, a hue/saturation/value change,
+  a brightness/contrast change (0.3 each), a loss of resolution (0.25) and JPEG at quality 40-100 (0.5);
+- evaluation (no ``rng``): the 1.3x square the pipelines cut, nothing else.
+
+The face box comes from the crop's five landmarks (the square that puts them where MTCNN's 1.3x
+crops put them on average). Every random choice comes from the sample's ``random.Random``, which a
+real row and its pseudo-fake share: the pair differs only by the blend.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..data.blending import similarity_transform
+from ..data.sbi import template_landmarks
+
+__all__ = ["FaceAugment", "face_square"]
+
+_UNIT_TEMPLATE = template_landmarks((1, 1))
+PIPELINE_SCALE = 1.3  # the crops of dldfd_hf.faces.FaceCropper: 1.3x the MTCNN box
+
+
+def face_square(landmarks: Sequence[Sequence[float]], size: tuple[int, int]) -> tuple[float, float, float]:
+    """``(centre_x, centre_y, side)`` of the 1.3x face square of a crop with these landmarks.
+
+    Without usable landmarks: the whole (square-ish) crop, assumed to be a 1.3x face crop.
+    """
+    marks = None if landmarks is None else np.asarray(landmarks, dtype=np.float64)
+    if marks is None or marks.shape != (5, 2) or not np.isfinite(marks).all():
+        return size[0] / 2, size[1] / 2, float(min(size))
+    matrix = similarity_transform(_UNIT_TEMPLATE, marks)
+    side = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    cx, cy = matrix[:, :2] @ (0.5, 0.5) + matrix[:, 2]
+    return float(cx), float(cy), side
+
+
+class FaceAugment:
+    """Crop jitter and photometric augmentation of a face crop; see the module doc."""
+
+    def __init__(
+        self,
+        scale_range: tuple[float, float] = (1.15, 1.5),
+        side_jitter: float = 0.1,
+        jpeg_probability: float = 0.5,
+        jpeg_quality: tuple[int, int] = (40, 100),
+        colour_probability: float = 0.3,
+        downscale_probability: float = 0.25,
+    ) -> None:
+        if not 0 < scale_range[0] <= scale_range[1]:
+            raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range}")
+        self.scale_range = tuple(scale_range)
+        self.side_jitter = side_jitter
+        self.jpeg_probability = jpeg_probability
+        self.jpeg_quality = tuple(jpeg_quality)
+        self.colour_probability = colour_probability
+        self.downscale_probability = downscale_probability
+
+    def __call__(self, image: Image.Image, landmarks, rng: Optional[random.Random] = None) -> Image.Image:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        cx, cy, side = face_square(landmarks, image.size)
+        if rng is None:
+            half = side / 2
+            return image.crop(_inside((cx - half, cy - half, cx + half, cy + half), image.size))
+        scale = rng.uniform(*self.scale_range) / PIPELINE_SCALE
+        half = side * scale / 2
+        j = self.side_jitter
+        box = tuple(c + half * (sign + rng.uniform(-j, j)) for c, sign in ((cx, -1), (cy, -1), (cx, 1), (cy, 1)))
+        out = image.crop(_inside(box, image.size))
+        return self._photometric(out, rng)
+
+    def _photometric(self, image: Image.Image, rng: random.Random) -> Image.Image:
+        p = self.colour_probability
+        # Drawn in a fixed order whatever is applied, so a pair stays in step.
+        draws = [rng.random() for _ in range(4)] + [rng.uniform(-1, 1) for _ in range(8)]
+        gains, offsets = [1.0, 1.0, 1.0], [0.0, 0.0, 0.0]
+        saturation = 1.0
+        if draws[0] < p:  # RGB shift, +-20 levels per channel
+            offsets = [20 * v for v in draws[4:7]]
+        if draws[1] < p:  # saturation and value +-30% (hue: SBI's limit is a fraction of a degree)
+            saturation = 1 + 0.3 * draws[7]
+            gains = [g * (1 + 0.3 * draws[8]) for g in gains]
+        if draws[2] < p:  # brightness and contrast +-0.3 (contrast about mid-grey)
+            contrast, brightness = 1 + 0.3 * draws[9], 0.3 * 255 * draws[10]
+            gains = [g * contrast for g in gains]
+            offsets = [o * contrast + brightness + 127.5 * (1 - contrast) for o in offsets]
+        if gains != [1.0, 1.0, 1.0] or offsets != [0.0, 0.0, 0.0] or saturation != 1.0:
+            image = image.convert("RGB", _colour_matrix(gains, offsets, saturation))
+        if draws[3] < self.downscale_probability:  # footage of lower resolution than the crop
+            factor = 0.35 + 0.45 * (draws[11] + 1) / 2
+            small = (max(8, round(image.size[0] * factor)), max(8, round(image.size[1] * factor)))
+            image = image.resize(small, Image.Resampling.BILINEAR).resize(image.size, Image.Resampling.BILINEAR)
+        if rng.random() < self.jpeg_probability:
+            quality = rng.randint(*self.jpeg_quality)
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=quality)
+            buffer.seek(0)
+            image = Image.open(buffer).convert("RGB")
+        else:
+            rng.randint(*self.jpeg_quality)
+        return image
+
+
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def _colour_matrix(gains: list, offsets: list, saturation: float) -> tuple:
+    """The 3x4 matrix of: per-channel gain and offset, then saturation about the grey."""
+    s = saturation
+    matrix = []
+    for i in range(3):
+        row = [s * (i == j) + (1 - s) * _LUMA[j] for j in range(3)]
+        matrix += [row[j] * gains[j] for j in range(3)] + [sum(row[j] * offsets[j] for j in range(3))]
+    return tuple(matrix)
+
+
+def _inside(box: tuple, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``box`` rounded and moved (not cut) inside the image; shrunk to the image when larger."""
+    left, top, right, bottom = box
+    out = []
+    for low, high, limit in ((left, right, size[0]), (top, bottom, size[1])):
+        length = min(high - low, limit)
+        low = min(max(low, 0.0), limit - length)
+        out.append((int(round(low)), int(round(low + length))))
+    (l, r), (t, b) = out
+    return l, t, max(r, l + 1), max(b, t + 1)
