@@ -62,7 +62,7 @@ GALLERY = dict(height="fit-content", fit_columns=False, object_fit="contain")
 DESCRIPTION = """\
 # DLDFD deepfake detector
 Faces are found with MTCNN, cropped (1.3× box) and scored by a **DLDFD** network (augmented 3×3
-layers + ResNet, Singh & Ramachandra); a video's verdict is the vote of its sampled frames.
+layers + a CNN backbone, Singh & Ramachandra); a video's verdict is the vote of its sampled frames.
 Label convention: P(fake) near 1 means *fake*. This is a research demo: do not use it to accuse anyone.
 """
 

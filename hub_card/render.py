@@ -43,7 +43,11 @@ def render() -> str:
         params=params,
     )
     text = str(card)
-    return text.rstrip("\n") + "\n\n![AUC on real manipulations](assets/dev_fakes.png)\n"
+    return text.rstrip("\n") + (
+        "\n\n![AUC on real manipulations](assets/dev_fakes.png)\n\n"
+        "![The demo on a real GRID clip (CC BY 4.0, Cooke et al. 2006): REAL, 2 of 12 frames voted fake]"
+        "(assets/demo.png)\n"
+    )
 
 
 def _numel(shape) -> int:
