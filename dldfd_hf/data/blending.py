@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -31,6 +31,7 @@ __all__ = [
     "Manipulation",
     "apply_transform",
     "blend",
+    "colour_matrix",
     "face_mask",
     "face_swap",
     "fill_polygon",
@@ -254,6 +255,20 @@ class Jitter:
 _LUMA = (0.299, 0.587, 0.114)
 
 
+def colour_matrix(gains: Sequence[float], offsets: Sequence[float], saturation: float) -> tuple:
+    """PIL's 3x4 ``convert("RGB", matrix)``: per-channel gains and offsets, then saturation about the grey.
+
+    ``S = s I + (1 - s) 1 luma^T``, so the matrix is ``[S diag(gains) | S offsets]``; plain floats,
+    as this runs per training sample.
+    """
+    s = saturation
+    matrix: list = []
+    for i in range(3):
+        row = [s * (i == j) + (1 - s) * _LUMA[j] for j in range(3)]
+        matrix += [row[j] * gains[j] for j in range(3)] + [sum(row[j] * offsets[j] for j in range(3))]
+    return tuple(matrix)
+
+
 def jitter_matrix(landmarks: np.ndarray, jitter: Jitter) -> np.ndarray:
     """The 2x3 similarity of ``jitter`` (scale and rotation about the landmarks' centre, then shift)."""
     landmarks = np.asarray(landmarks, dtype=np.float64)
@@ -312,14 +327,7 @@ def jittered_copy(
         if work_size != size:
             out = out.resize(work_size, Image.Resampling.BILINEAR)
     if jitter.gains != (1.0, 1.0, 1.0) or jitter.offsets != (0.0, 0.0, 0.0) or jitter.saturation != 1.0:
-        # Gains and offsets, then saturation about the grey (S = s I + (1 - s) 1 luma^T), as one 3x4
-        # colour matrix [S diag(gains) | S offsets]; plain floats, as this runs per training sample.
-        s = jitter.saturation
-        colour = []
-        for i in range(3):
-            row = [s * (i == j) + (1 - s) * _LUMA[j] for j in range(3)]
-            colour += [row[j] * jitter.gains[j] for j in range(3)] + [sum(row[j] * jitter.offsets[j] for j in range(3))]
-        out = out.convert("RGB", tuple(colour))
+        out = out.convert("RGB", colour_matrix(jitter.gains, jitter.offsets, jitter.saturation))
     if work_size != size:
         out = out.resize(size, Image.Resampling.BILINEAR)
     if jitter.blur > 0:

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from ..data.blending import similarity_transform
+from ..data.blending import colour_matrix, similarity_transform
 from ..data.sbi import template_landmarks
 
 __all__ = ["FaceAugment", "face_square"]
@@ -98,7 +98,7 @@ class FaceAugment:
             gains = [g * contrast for g in gains]
             offsets = [o * contrast + brightness + 127.5 * (1 - contrast) for o in offsets]
         if gains != [1.0, 1.0, 1.0] or offsets != [0.0, 0.0, 0.0] or saturation != 1.0:
-            image = image.convert("RGB", _colour_matrix(gains, offsets, saturation))
+            image = image.convert("RGB", colour_matrix(gains, offsets, saturation))
         if draws[3] < self.downscale_probability:  # footage of lower resolution than the crop
             factor = 0.35 + 0.45 * (draws[11] + 1) / 2
             small = (max(8, round(image.size[0] * factor)), max(8, round(image.size[1] * factor)))
@@ -112,19 +112,6 @@ class FaceAugment:
         else:
             rng.randint(*self.jpeg_quality)
         return image
-
-
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def _colour_matrix(gains: list, offsets: list, saturation: float) -> tuple:
-    """The 3x4 matrix of: per-channel gain and offset, then saturation about the grey."""
-    s = saturation
-    matrix = []
-    for i in range(3):
-        row = [s * (i == j) + (1 - s) * _LUMA[j] for j in range(3)]
-        matrix += [row[j] * gains[j] for j in range(3)] + [sum(row[j] * offsets[j] for j in range(3))]
-    return tuple(matrix)
 
 
 def _inside(box: tuple, size: tuple[int, int]) -> tuple[int, int, int, int]:
