@@ -27,6 +27,8 @@ from pathlib import Path
 
 from dldfd_hf.data.build import BuildConfig, build_corpus, torch_threads
 from dldfd_hf.data.synth import make_synth_tree
+from dldfd_hf.inference.faces import FaceCropper
+from dldfd_hf.inference.video import iter_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIPS = [
@@ -38,9 +40,6 @@ PAPER_FRAMES = 2_341_239  # Table 1: images of all splits, pristine + four metho
 
 def stage_breakdown(video: Path, frames: int, device: str) -> dict:
     """Seconds per frame of each stage, single process, on the first ``frames`` frames of one video."""
-    from dldfd_hf.faces import FaceCropper
-    from dldfd_hf.video import iter_frames
-
     start = time.perf_counter()
     images = [f.image for _, f in zip(range(frames), iter_frames(video))]
     decode = time.perf_counter() - start

@@ -30,7 +30,14 @@ import warnings
 from pathlib import Path
 from typing import Any, Dict, List
 
+import timm
 import torch
+
+import dldfd_hf  # noqa: F401  registers the models
+from dldfd_hf.inference.loading import load_video_pipeline
+from dldfd_hf.inference.pipelines import TASK, DeepfakeVideoDetectionPipeline
+from dldfd_hf.metrics.core import frame_metrics
+from dldfd_hf.modeling_dldfd import DLDFDForImageClassification, image_processor_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -44,13 +51,6 @@ VIDEO_FOLDER = "dev_fakes/dfdc_videos"
 
 def build_pipeline(spec: str, device: str):
     """The detection pipeline of ``spec`` (see the module doc for ``imagenet:`` / ``random:``)."""
-    import timm
-
-    import dldfd_hf  # noqa: F401  registers the models
-    from dldfd_hf.loading import load_video_pipeline
-    from dldfd_hf.modeling_dldfd import DLDFDForImageClassification, image_processor_for
-    from dldfd_hf.pipelines import TASK, DeepfakeVideoDetectionPipeline
-
     kind, _, arch = spec.partition(":")
     if kind in ("imagenet", "random") and arch:
         kwargs = dict(backbone_pretrained=True) if kind == "imagenet" else dict(stem_init="random")
@@ -78,8 +78,6 @@ def score_images(detector, paths: List[Path]) -> List[Any]:
 
 
 def image_set(detector, data: Path, name: str) -> Dict[str, Any]:
-    from dldfd_hf.metrics.core import frame_metrics
-
     fake_dir, real_dir = (data / p for p in IMAGE_SETS[name])
     fakes, reals = score_images(detector, _images(fake_dir)), score_images(detector, _images(real_dir))
     labels = [1] * len(fakes) + [0] * len(reals)

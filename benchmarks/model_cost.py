@@ -25,7 +25,7 @@ import platform
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import timm
 import torch
@@ -155,76 +155,124 @@ class Candidate:
 
 
 def run(args: argparse.Namespace) -> Dict[str, object]:
+    """Measure the backbone of ``--pair`` and its DLDFD (fused and reference stem); the JSON report."""
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    size = args.image_size
-    x_infer = torch.randn(args.batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
-    x_infer = x_infer.to(DTYPES[args.dtype])
-    x_train = torch.randn(args.train_batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
-    labels = torch.randint(0, 2, (args.train_batch,), device=device).float()
+    x_infer, x_train, labels = make_inputs(args, device)
 
     base_name, dldfd_name = PAIRS[args.pair]
     reference_name = f"{dldfd_name}_reference"
     resnet = timm.create_model(base_name, num_classes=1)
     dldfd = timm.create_model(dldfd_name)
-    results: Dict[str, Dict[str, float]] = {}
-    for name, model in ((base_name, resnet), (dldfd_name, dldfd)):
-        results[name] = {"params": sum(p.numel() for p in model.parameters()),
-                         "gflops": round(forward_gflops(model, torch.zeros(1, 3, size, size)), 3)}
+    results = static_costs({base_name: resnet, dldfd_name: dldfd}, args.image_size)
     results[reference_name] = dict(results[dldfd_name])
+
+    candidates = make_candidates(args, device, (base_name, reference_name, dldfd_name), resnet, dldfd)
+    measure_inference(candidates, x_infer, args.rounds, device, results)
+    switch_to_training(candidates, resnet, dldfd, args.dtype)
+    measure_training(candidates, x_train, labels, args.train_rounds, device, results)
+    for name, candidate in candidates.items():
+        results[name]["infer_img_s"] = round(args.batch / statistics.median(candidate.times["infer"]), 2)
+        results[name]["train_img_s"] = round(args.train_batch / statistics.median(candidate.times["train"]), 2)
+    return report(args, device, results, base_name, dldfd_name, reference_name)
+
+
+def memory_format_of(args: argparse.Namespace) -> torch.memory_format:
+    return torch.channels_last if args.channels_last else torch.contiguous_format
+
+
+def make_inputs(args: argparse.Namespace, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random inference batch (in --dtype), training batch (fp32: autocast casts it) and labels."""
+    memory_format = memory_format_of(args)
+    size = args.image_size
+    x_infer = torch.randn(args.batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    x_infer = x_infer.to(DTYPES[args.dtype])
+    x_train = torch.randn(args.train_batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
+    labels = torch.randint(0, 2, (args.train_batch,), device=device).float()
+    return x_infer, x_train, labels
+
+
+def static_costs(models: Dict[str, nn.Module], size: int) -> Dict[str, Dict[str, float]]:
+    """Per model: parameters and forward GFLOPs of one ``size`` x ``size`` image (on the CPU, fp32)."""
+    return {
+        name: {"params": sum(p.numel() for p in model.parameters()),
+               "gflops": round(forward_gflops(model, torch.zeros(1, 3, size, size)), 3)}
+        for name, model in models.items()
+    }
+
+
+def make_candidates(args: argparse.Namespace, device: torch.device, names: Tuple[str, str, str],
+                    base: nn.Module, dldfd: nn.Module) -> Dict[str, Candidate]:
+    """The backbone, the reference-stem DLDFD and the fused-stem DLDFD (``names`` in that order),
+    ready for inference: on ``device``, in --dtype."""
+    base_name, reference_name, dldfd_name = names
 
     # Inference and training need separate copies: inference weights are cast to --dtype,
     # training keeps fp32 weights under autocast.
-    def prepared(model: nn.Module, for_training: bool) -> nn.Module:
-        model = model.to(device=device, memory_format=memory_format)
-        return model if for_training or args.dtype == "fp32" else model.to(DTYPES[args.dtype])
+    def prepared(model: nn.Module) -> nn.Module:
+        model = model.to(device=device, memory_format=memory_format_of(args))
+        return model if args.dtype == "fp32" else model.to(DTYPES[args.dtype])
 
-    infer_base, infer_dldfd = prepared(resnet, False), prepared(dldfd, False)
-    candidates = {
+    infer_base, infer_dldfd = prepared(base), prepared(dldfd)
+    return {
         base_name: Candidate(base_name, infer_base, args, device),
         reference_name: Candidate(reference_name, infer_dldfd, args, device, False),
         dldfd_name: Candidate(dldfd_name, infer_dldfd, args, device, True),
     }
-    for name, candidate in tqdm(candidates.items(), desc="inference", file=sys.stderr):
-        candidate.infer(x_infer)  # warm-up (oneDNN / cuDNN kernel selection)
-        results[name]["infer_peak_mib"] = round(peak_memory_mib(lambda: candidate.infer(x_infer), device), 1)
-    for _ in tqdm(range(args.rounds), desc="inference rounds", file=sys.stderr):
-        for candidate in candidates.values():
-            candidate.timed("infer", lambda: candidate.infer(x_infer))
 
-    if args.dtype != "fp32":  # training: fresh fp32 copies with the same weights
-        resnet.float()
+
+def measure_inference(candidates: Dict[str, Candidate], x: torch.Tensor, rounds: int, device: torch.device,
+                      results: Dict[str, Dict[str, float]]) -> None:
+    """Peak memory into ``results``, then ``rounds`` interleaved timings into each candidate's times."""
+    for name, candidate in tqdm(candidates.items(), desc="inference", file=sys.stderr):
+        candidate.infer(x)  # warm-up (oneDNN / cuDNN kernel selection)
+        results[name]["infer_peak_mib"] = round(peak_memory_mib(lambda: candidate.infer(x), device), 1)
+    for _ in tqdm(range(rounds), desc="inference rounds", file=sys.stderr):
+        for candidate in candidates.values():
+            candidate.timed("infer", lambda: candidate.infer(x))
+
+
+def switch_to_training(candidates: Dict[str, Candidate], base: nn.Module, dldfd: nn.Module, dtype: str) -> None:
+    """Give the candidates fp32 models (same weights) and fresh optimizers."""
+    if dtype != "fp32":  # training: fresh fp32 copies with the same weights
+        base.float()
         dldfd.float()
-    for candidate, model in zip(candidates.values(), (resnet, dldfd, dldfd)):
+    for candidate, model in zip(candidates.values(), (base, dldfd, dldfd)):
         candidate.model = model
         candidate.optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+
+
+def measure_training(candidates: Dict[str, Candidate], x: torch.Tensor, labels: torch.Tensor, rounds: int,
+                     device: torch.device, results: Dict[str, Dict[str, float]]) -> None:
+    """Peak memory of one step into ``results``, then ``rounds`` interleaved timings into each candidate's times."""
     for name, candidate in tqdm(candidates.items(), desc="training", file=sys.stderr):
-        candidate.train_step(x_train, labels)  # warm-up
+        candidate.train_step(x, labels)  # warm-up
         candidate.optimizer.zero_grad(set_to_none=True)  # gradients count in the measured step
         results[name]["train_peak_mib"] = round(
-            peak_memory_mib(lambda: candidate.train_step(x_train, labels), device), 1)
-    for _ in tqdm(range(args.train_rounds), desc="training rounds", file=sys.stderr):
+            peak_memory_mib(lambda: candidate.train_step(x, labels), device), 1)
+    for _ in tqdm(range(rounds), desc="training rounds", file=sys.stderr):
         for candidate in candidates.values():
-            candidate.timed("train", lambda: candidate.train_step(x_train, labels))
+            candidate.timed("train", lambda: candidate.train_step(x, labels))
 
-    for name, candidate in candidates.items():
-        results[name]["infer_img_s"] = round(args.batch / statistics.median(candidate.times["infer"]), 2)
-        results[name]["train_img_s"] = round(args.train_batch / statistics.median(candidate.times["train"]), 2)
 
-    def ratios(name: str) -> Dict[str, float]:
-        base, other = results[base_name], results[name]
-        return {
-            "infer_speed": round(other["infer_img_s"] / base["infer_img_s"], 3),
-            "infer_memory": round(other["infer_peak_mib"] / base["infer_peak_mib"], 3),
-            "train_speed": round(other["train_img_s"] / base["train_img_s"], 3),
-            "train_memory": round(other["train_peak_mib"] / base["train_peak_mib"], 3),
-            "gflops": round(other["gflops"] / base["gflops"], 3),
-        }
+def ratios(results: Dict[str, Dict[str, float]], base_name: str, name: str) -> Dict[str, float]:
+    """Model ``name`` over the backbone ``base_name``, per measure."""
+    base, other = results[base_name], results[name]
+    return {
+        "infer_speed": round(other["infer_img_s"] / base["infer_img_s"], 3),
+        "infer_memory": round(other["infer_peak_mib"] / base["infer_peak_mib"], 3),
+        "train_speed": round(other["train_img_s"] / base["train_img_s"], 3),
+        "train_memory": round(other["train_peak_mib"] / base["train_peak_mib"], 3),
+        "gflops": round(other["gflops"] / base["gflops"], 3),
+    }
 
-    fused_ratios = ratios(dldfd_name)
+
+def report(args: argparse.Namespace, device: torch.device, results: Dict[str, Dict[str, float]],
+           base_name: str, dldfd_name: str, reference_name: str) -> Dict[str, object]:
+    """The JSON line: the setup, every model's numbers, the ratios and which targets the fused DLDFD meets."""
+    fused_ratios = ratios(results, base_name, dldfd_name)
     targets = TARGETS["cuda" if device.type == "cuda" else "cpu"]
     return {
         "benchmark": "model_cost",
@@ -234,13 +282,13 @@ def run(args: argparse.Namespace) -> Dict[str, object]:
         "threads": torch.get_num_threads(),
         "dtype": args.dtype,
         "channels_last": args.channels_last,
-        "image_size": size,
+        "image_size": args.image_size,
         "batch": args.batch,
         "train_batch": args.train_batch,
         "load_avg_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "models": results,
         "pair": args.pair,
-        f"ratio_vs_{base_name}": {dldfd_name: fused_ratios, reference_name: ratios(reference_name)},
+        f"ratio_vs_{base_name}": {dldfd_name: fused_ratios, reference_name: ratios(results, base_name, reference_name)},
         "targets_met": {
             key: (fused_ratios[key] <= limit if key.endswith("memory") else fused_ratios[key] >= limit)
             for key, limit in targets.items()

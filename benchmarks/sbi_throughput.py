@@ -30,13 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import datasets
 import numpy as np
 import torch
 from PIL import Image
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import DataLoader
 
 from dldfd_hf.data.sbi import SelfBlender, template_landmarks
-from dldfd_hf.training.data import EpochSampler, FrameDataset, FrameTransform, collate_frames
+from dldfd_hf.training.data import (
+    EpochSampler,
+    FrameDataset,
+    FrameTransform,
+    collate_frames,
+)
 from dldfd_hf.training.pseudo_fakes import PseudoFakePairs, rows_used
 
 
@@ -54,8 +61,6 @@ def parse_args() -> argparse.Namespace:
 
 def synthetic_split(folder: Path, rows: int = 96, size: int = 224):
     """A train split of PNG crops with the corpus's image/label/landmarks columns (all real)."""
-    import datasets
-
     rng = np.random.default_rng(0)
     images = []
     for _ in range(rows):
@@ -88,7 +93,7 @@ def generation_per_s(split, count: int) -> float:
 
 def make_loader(split, mode: str, args: argparse.Namespace) -> DataLoader:
     labels = split.select_columns(["label"])["label"]
-    transform = FrameTransform(args.image_size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), hflip=0.5)
+    transform = FrameTransform(args.image_size, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, hflip=0.5)
     sampler = EpochSampler(labels, seed=0)
     blender = None
     if mode == "sbi_pairs":
@@ -117,7 +122,6 @@ def timed_batches(loader: DataLoader, count: int, state: dict) -> float:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(1)
-    import datasets
 
     datasets.disable_progress_bars()
     with tempfile.TemporaryDirectory() as tmp:

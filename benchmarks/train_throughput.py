@@ -25,15 +25,21 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
+import datasets
 import numpy as np
+import timm
 import torch
 from PIL import Image
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import DataLoader
 
-import timm
-
 import dldfd_hf  # noqa: F401  (registers the dldfd_* models)
-from dldfd_hf.training.data import EpochSampler, FrameDataset, FrameTransform, collate_frames
+from dldfd_hf.training.data import (
+    EpochSampler,
+    FrameDataset,
+    FrameTransform,
+    collate_frames,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -93,8 +99,6 @@ def synchronize(device: torch.device) -> None:
 
 def synthetic_corpus(folder: Path, rows: int = 128, size: int = 224):
     """A train split of PNG face-crop-sized images with the corpus's image/label columns."""
-    import datasets
-
     datasets.disable_progress_bars()
     rng = np.random.default_rng(0)
     images = []
@@ -113,7 +117,7 @@ def synthetic_corpus(folder: Path, rows: int = 128, size: int = 224):
 
 def loading_throughput(split, workers: int, args: argparse.Namespace) -> float:
     labels = split.select_columns(["label"])["label"]
-    transform = FrameTransform(args.image_size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), hflip=0.5)
+    transform = FrameTransform(args.image_size, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, hflip=0.5)
     loader = DataLoader(FrameDataset(split, transform), batch_size=args.batch_size,
                         sampler=EpochSampler(labels, seed=0), collate_fn=collate_frames, num_workers=workers)
     batches = iter(loader)
@@ -151,8 +155,6 @@ def main() -> None:
         result["dldfd_over_backbone"] = round(result["train_img_per_s"][first] / result["train_img_per_s"][second], 3)
     with tempfile.TemporaryDirectory() as tmp:
         if args.corpus:
-            import datasets
-
             split = datasets.load_from_disk(str(args.corpus))["train"]
         else:
             split = synthetic_corpus(Path(tmp) / "train")

@@ -27,9 +27,22 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict
 
+import av
 import numpy as np
 import torch
 from PIL import Image
+
+from dldfd_hf.inference.faces import FaceCropper
+from dldfd_hf.inference.loading import RandomWeightsWarning, load_video_pipeline
+from dldfd_hf.inference.pipelines import VIDEO_DETECT_SIZE
+from dldfd_hf.inference.video import (
+    VideoReader,
+    evenly_spaced_indices,
+    iter_frames,
+    probe,
+    write_video,
+)
+from dldfd_hf.models import fake_probabilities
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data" / "videos" / "LivePortrait" / "assets_examples_driving_d6.mp4"
@@ -38,8 +51,6 @@ WIDTH, HEIGHT, FPS, GOP_SECONDS = 1280, 720, 30, 2
 
 def build_720p_clip(source: Path, path: Path, seconds: int = 30) -> None:
     """Re-encode ``seconds`` of ``source`` as 1280x720 H.264 (face scaled to the frame height, centred)."""
-    from dldfd_hf.video import iter_frames, write_video
-
     def frames():
         count = 0
         while True:  # loop the source if it is shorter than asked
@@ -57,8 +68,6 @@ def build_720p_clip(source: Path, path: Path, seconds: int = 30) -> None:
 
 def repeat_clip(source: Path, path: Path, times: int) -> None:
     """``times`` copies of ``source`` back to back, by re-muxing its packets (no re-encoding)."""
-    import av
-
     with av.open(str(source)) as src:
         stream = src.streams.video[0]
         packets = [p for p in src.demux(stream) if p.size]
@@ -83,9 +92,6 @@ def timed(fn: Callable[[], Any]) -> tuple:
 
 def pipeline_run(detector: Any, path: Path, num_frames: int, repeats: int) -> Dict[str, Any]:
     """Median end-to-end seconds, and one stage-by-stage run with the pipeline's own parts."""
-    from dldfd_hf.pipelines import VIDEO_DETECT_SIZE
-    from dldfd_hf.video import VideoReader
-
     totals = [timed(lambda: detector(str(path), num_frames=num_frames))[1] for _ in range(repeats)]
     # Stage by stage, once, with the pipeline's own parts.
     with VideoReader(path) as reader:
@@ -125,10 +131,6 @@ def naive_run(detector: Any, path: Path, num_frames: int, repeats: int = 1) -> D
 
 def naive_once(detector: Any, path: Path, num_frames: int) -> Dict[str, Any]:
     """Decode every frame; detect (full resolution) and classify the wanted ones one at a time."""
-    from dldfd_hf.faces import FaceCropper
-    from dldfd_hf.models import fake_probabilities
-    from dldfd_hf.video import evenly_spaced_indices, iter_frames, probe
-
     cropper = FaceCropper(crop_size=detector.crop_size, detect_max_size=None, batch_size=1)
     wanted = set(evenly_spaced_indices(probe(path).frame_count, num_frames))
     decode = detect = classify = 0.0
@@ -170,8 +172,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    from dldfd_hf.loading import RandomWeightsWarning, load_video_pipeline
 
     if not args.source.is_file():
         raise SystemExit(f"source clip not found: {args.source} (pass --source)")

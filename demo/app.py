@@ -6,7 +6,7 @@ MODEL is anything ``dldfd detect --model`` accepts: a Hub id, a local model fold
 architecture name such as ``dldfd_tiny`` (random weights: smoke tests only). In a Space the model
 comes from the ``DLDFD_MODEL`` variable, else from the ``models`` entry of the Space card; with
 none of these the app uses the detector shipped inside ``dldfd_hf`` (offline).
-The logic lives in :mod:`dldfd_hf.demo_utils`; this file is the page and its wiring.
+The logic lives in :mod:`dldfd_hf.inference.analysis`; this file is the page and its wiring.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from dldfd_hf.loading import ModelLoadError, describe_model  # noqa: E402
-from dldfd_hf.demo_utils import (  # noqa: E402
+from dldfd_hf.inference.loading import ModelLoadError, describe_model, load_pipeline_with_notice  # noqa: E402
+from dldfd_hf.inference.analysis import (  # noqa: E402
     FAKE_COLOUR,
     FACES_TABLE_COLUMNS,
     PLOT_SERIES,
@@ -40,7 +40,6 @@ from dldfd_hf.demo_utils import (  # noqa: E402
     explain_crops,
     faces_table,
     gallery_items,
-    load_demo_pipeline,
     probability_plot_data,
     resolve_model_spec,
     trim_cache,
@@ -87,129 +86,162 @@ def _message(text: str) -> str:
 def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optional[str] = None,
                concurrency: int = 1) -> gr.Blocks:
     """The page: a Video tab and an Image tab, each with a Grad-CAM explanation."""
-
-    def bound_cache(*keep: Optional[str]) -> None:
-        """Keep what this app left in Gradio's cache under ``limits.max_cache_mb`` (oldest first)."""
-        try:
-            files = [name for names in demo.temp_file_sets for name in list(names)]
-            if records_dir.is_dir():
-                files += [str(path) for path in records_dir.iterdir()]
-            removed = trim_cache(files, limits.max_cache_mb * 2**20, keep=[name for name in keep if name])
-            if removed:
-                logger.info("cache over %g MB: removed the %d oldest file(s)", limits.max_cache_mb, len(removed))
-        except Exception:  # the bound must never cost an answer
-            logger.exception("trimming the cache failed")
-
-    def run_video(video: Optional[str], num_frames: int, strategy: str, threshold: float, explain: bool,
-                  progress: gr.Progress = gr.Progress()) -> tuple:
-        bound_cache(video)
-        try:
-            analysis = analyse_video(detector, video, num_frames=num_frames, strategy=strategy,
-                                     threshold=threshold, limits=limits,
-                                     progress=lambda fraction, text: progress(fraction, desc=text))
-            if explain and analysis.crops:
-                progress(0.92, desc="Explaining (Grad-CAM)")
-            heatmaps = explain_crops(detector, analysis.crops) if explain else []
-            crops = gallery_items(analysis)
-            return (
-                _verdict_markdown(analysis, strategy, threshold),
-                probability_plot_data(analysis.row, threshold),
-                crops,
-                [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)],
-                str(write_records_json(analysis.row, records_dir)),
-            )
-        except InputRejected as err:
-            return _message(str(err)), None, [], [], None
-        except Exception as err:  # a bug or an odd file must not take the app down; say what happened
-            logger.exception("video analysis failed")
-            return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
-
-    def run_image(photo: Optional[str], threshold: float, explain: bool) -> tuple:
-        bound_cache(photo)
-        try:
-            analysis = analyse_image(detector, photo, threshold=threshold, limits=limits)
-            heatmaps = explain_crops(detector, analysis.crops) if explain else []
-            return (
-                _verdict_markdown(analysis, "majority", threshold),
-                draw_faces(analysis.image, analysis.row["frames"], threshold),
-                faces_table(analysis.row["frames"], threshold),
-                [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))],
-                str(write_records_json(analysis.row, records_dir)),
-            )
-        except InputRejected as err:
-            return _message(str(err)), None, None, [], None
-        except Exception as err:
-            logger.exception("image analysis failed")
-            return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, None, [], None
-
     with gr.Blocks(title="DLDFD deepfake detector", delete_cache=(CACHE_LIFETIME_S, CACHE_LIFETIME_S),
                    analytics_enabled=False) as demo:
         # The records JSON is written inside Gradio's cache: served in place, no copy left behind
         # elsewhere, and deleted with the rest of the cache on the delete_cache schedule.
         records_dir = Path(demo.GRADIO_CACHE) / RECORDS_FOLDER
-        gr.Markdown(DESCRIPTION)
-        gr.Markdown(f"Model: `{model_name}`{_summary(model_name)} · {limits.describe()}")
-        if notice:
-            gr.Markdown(f"⚠ **Warning: {notice}**")
+        _page_header(model_name, limits, notice)
         with gr.Tab("Video"):
-            with gr.Row():
-                with gr.Column(scale=2):
-                    video = gr.Video(label="Video", sources=["upload"], height=300, elem_id="video-input")
-                    num_frames = gr.Slider(1, limits.max_frames, value=min(32, limits.max_frames), step=1,
-                                           label="Frames to sample", info="evenly spaced over the video",
-                                           elem_id="video-frames")
-                    strategy = gr.Radio(["majority", "mean"], value="majority", label="Voting strategy",
-                                        info="majority: the paper's vote of the frames; mean: mean P(fake)")
-                    video_threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
-                                                info="P(fake) at which a frame counts as fake")
-                    video_explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
-                    video_button = gr.Button("Analyse video", variant="primary", elem_id="video-button")
-                with gr.Column(scale=3):
-                    video_verdict = gr.Markdown("Upload a video and press **Analyse video**.", label="verdict",
-                                                elem_id="video-verdict")
-                    video_plot = gr.LinePlot(
-                        x="time (s)", y="P(fake)", color="series", y_lim=[0, 1],
-                        color_map={PLOT_SERIES[0]: FAKE_COLOUR, PLOT_SERIES[1]: THRESHOLD_COLOUR},
-                        title="Fake probability over time", height=320, label="P(fake) per frame", color_title="",
-                    )
-                    video_json = gr.File(label="Per-frame records (JSON, the schema of dldfd detect --format json)")
-            video_gallery = gr.Gallery(label="Face crops: P(fake) · frame · time", columns=6, **GALLERY,
-                                       elem_id="video-gallery")
-            with gr.Accordion("Explanation: where the model looked (Grad-CAM, evidence for fake)", open=True):
-                video_heatmaps = gr.Gallery(label="Grad-CAM", show_label=False, columns=6, **GALLERY,
-                                            elem_id="video-heatmaps")
+            video_button, video_inputs, video_outputs = _video_tab(limits)
         with gr.Tab("Image"):
-            with gr.Row():
-                with gr.Column(scale=2):
-                    # No file_types: gradio would refuse other files with a generic error before the
-                    # handler can say what is wrong with them.
-                    photo = gr.File(label="Photo (JPEG, PNG, WebP, ...)", type="filepath", elem_id="image-input")
-                    image_threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
-                                                info="P(fake) at which a face counts as fake")
-                    image_explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
-                    image_button = gr.Button("Analyse photo", variant="primary", elem_id="image-button")
-                    image_json = gr.File(label="Records (JSON, the schema of dldfd detect --format json)")
-                with gr.Column(scale=3):
-                    image_verdict = gr.Markdown("Upload a photo and press **Analyse photo**.", label="verdict",
-                                                elem_id="image-verdict")
-                    boxed = gr.Image(label="Faces found", type="pil", interactive=False)
-                    faces = gr.Dataframe(headers=FACES_TABLE_COLUMNS, label="Faces", interactive=False)
-                    image_heatmaps = gr.Gallery(label="Explanation: Grad-CAM per face (P(fake) · face)",
-                                                columns=4, **GALLERY, elem_id="image-heatmaps")
+            image_button, image_inputs, image_outputs = _image_tab()
+
+        def run_video(video: Optional[str], num_frames: int, strategy: str, threshold: float, explain: bool,
+                      progress: gr.Progress = gr.Progress()) -> tuple:
+            _bound_cache(demo, records_dir, limits, video)
+            return _video_results(detector, limits, records_dir, video, num_frames, strategy, threshold, explain,
+                                  progress)
+
+        def run_image(photo: Optional[str], threshold: float, explain: bool) -> tuple:
+            _bound_cache(demo, records_dir, limits, photo)
+            return _image_results(detector, limits, records_dir, photo, threshold, explain)
 
         video_button.click(
             run_video,
-            inputs=[video, num_frames, strategy, video_threshold, video_explain],
-            outputs=[video_verdict, video_plot, video_gallery, video_heatmaps, video_json],
+            inputs=video_inputs,
+            outputs=video_outputs,
             api_name="analyse_video", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID,
         )
         image_button.click(
             run_image,
-            inputs=[photo, image_threshold, image_explain],
-            outputs=[image_verdict, boxed, faces, image_heatmaps, image_json],
+            inputs=image_inputs,
+            outputs=image_outputs,
             api_name="analyse_image", concurrency_limit=concurrency, concurrency_id=CONCURRENCY_ID,
         )
     return demo
+
+
+def _page_header(model_name: str, limits: DemoLimits, notice: Optional[str]) -> None:
+    """What the demo does, the model that answers (with the upload limits), and any warning about it."""
+    gr.Markdown(DESCRIPTION)
+    gr.Markdown(f"Model: `{model_name}`{_summary(model_name)} · {limits.describe()}")
+    if notice:
+        gr.Markdown(f"⚠ **Warning: {notice}**")
+
+
+def _video_tab(limits: DemoLimits) -> tuple[gr.Button, list[gr.components.Component], list[gr.components.Component]]:
+    """The Video tab: its button, then run_video's inputs and outputs, each in the handler's order."""
+    with gr.Row():
+        with gr.Column(scale=2):
+            inputs = _video_settings(limits)
+            button = gr.Button("Analyse video", variant="primary", elem_id="video-button")
+        with gr.Column(scale=3):
+            verdict = gr.Markdown("Upload a video and press **Analyse video**.", label="verdict",
+                                  elem_id="video-verdict")
+            plot = gr.LinePlot(
+                x="time (s)", y="P(fake)", color="series", y_lim=[0, 1],
+                color_map={PLOT_SERIES[0]: FAKE_COLOUR, PLOT_SERIES[1]: THRESHOLD_COLOUR},
+                title="Fake probability over time", height=320, label="P(fake) per frame", color_title="",
+            )
+            records = gr.File(label="Per-frame records (JSON, the schema of dldfd detect --format json)")
+    gallery = gr.Gallery(label="Face crops: P(fake) · frame · time", columns=6, **GALLERY, elem_id="video-gallery")
+    with gr.Accordion("Explanation: where the model looked (Grad-CAM, evidence for fake)", open=True):
+        heatmaps = gr.Gallery(label="Grad-CAM", show_label=False, columns=6, **GALLERY, elem_id="video-heatmaps")
+    return button, inputs, [verdict, plot, gallery, heatmaps, records]
+
+
+def _video_settings(limits: DemoLimits) -> list[gr.components.Component]:
+    """The video upload and the analysis settings: run_video's inputs."""
+    video = gr.Video(label="Video", sources=["upload"], height=300, elem_id="video-input")
+    num_frames = gr.Slider(1, limits.max_frames, value=min(32, limits.max_frames), step=1,
+                           label="Frames to sample", info="evenly spaced over the video", elem_id="video-frames")
+    strategy = gr.Radio(["majority", "mean"], value="majority", label="Voting strategy",
+                        info="majority: the paper's vote of the frames; mean: mean P(fake)")
+    threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
+                          info="P(fake) at which a frame counts as fake")
+    explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
+    return [video, num_frames, strategy, threshold, explain]
+
+
+def _image_tab() -> tuple[gr.Button, list[gr.components.Component], list[gr.components.Component]]:
+    """The Image tab: its button, then run_image's inputs and outputs, each in the handler's order."""
+    with gr.Row():
+        with gr.Column(scale=2):
+            # No file_types: gradio would refuse other files with a generic error before the
+            # handler can say what is wrong with them.
+            photo = gr.File(label="Photo (JPEG, PNG, WebP, ...)", type="filepath", elem_id="image-input")
+            threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
+                                  info="P(fake) at which a face counts as fake")
+            explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
+            button = gr.Button("Analyse photo", variant="primary", elem_id="image-button")
+            records = gr.File(label="Records (JSON, the schema of dldfd detect --format json)")
+        with gr.Column(scale=3):
+            verdict = gr.Markdown("Upload a photo and press **Analyse photo**.", label="verdict",
+                                  elem_id="image-verdict")
+            boxed = gr.Image(label="Faces found", type="pil", interactive=False)
+            faces = gr.Dataframe(headers=FACES_TABLE_COLUMNS, label="Faces", interactive=False)
+            heatmaps = gr.Gallery(label="Explanation: Grad-CAM per face (P(fake) · face)",
+                                  columns=4, **GALLERY, elem_id="image-heatmaps")
+    return button, [photo, threshold, explain], [verdict, boxed, faces, heatmaps, records]
+
+
+def _bound_cache(demo: gr.Blocks, records_dir: Path, limits: DemoLimits, *keep: Optional[str]) -> None:
+    """Keep what this app left in Gradio's cache under ``limits.max_cache_mb`` (oldest first)."""
+    try:
+        files = [name for names in demo.temp_file_sets for name in list(names)]
+        if records_dir.is_dir():
+            files += [str(path) for path in records_dir.iterdir()]
+        removed = trim_cache(files, limits.max_cache_mb * 2**20, keep=[name for name in keep if name])
+        if removed:
+            logger.info("cache over %g MB: removed the %d oldest file(s)", limits.max_cache_mb, len(removed))
+    except Exception:  # the bound must never cost an answer
+        logger.exception("trimming the cache failed")
+
+
+def _video_results(detector: Any, limits: DemoLimits, records_dir: Path, video: Optional[str], num_frames: int,
+                   strategy: str, threshold: float, explain: bool, progress: gr.Progress) -> tuple:
+    """run_video's outputs: verdict, plot data, crops, heatmaps, records file; a message when it fails."""
+    try:
+        analysis = analyse_video(detector, video, num_frames=num_frames, strategy=strategy,
+                                 threshold=threshold, limits=limits,
+                                 progress=lambda fraction, text: progress(fraction, desc=text))
+        if explain and analysis.crops:
+            progress(0.92, desc="Explaining (Grad-CAM)")
+        heatmaps = explain_crops(detector, analysis.crops) if explain else []
+        crops = gallery_items(analysis)
+        return (
+            _verdict_markdown(analysis, strategy, threshold),
+            probability_plot_data(analysis.row, threshold),
+            crops,
+            [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)],
+            str(write_records_json(analysis.row, records_dir)),
+        )
+    except InputRejected as err:
+        return _message(str(err)), None, [], [], None
+    except Exception as err:  # a bug or an odd file must not take the app down; say what happened
+        logger.exception("video analysis failed")
+        return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
+
+
+def _image_results(detector: Any, limits: DemoLimits, records_dir: Path, photo: Optional[str], threshold: float,
+                   explain: bool) -> tuple:
+    """run_image's outputs: verdict, boxed photo, faces table, heatmaps, records file; a message when it fails."""
+    try:
+        analysis = analyse_image(detector, photo, threshold=threshold, limits=limits)
+        heatmaps = explain_crops(detector, analysis.crops) if explain else []
+        return (
+            _verdict_markdown(analysis, "majority", threshold),
+            draw_faces(analysis.image, analysis.row["frames"], threshold),
+            faces_table(analysis.row["frames"], threshold),
+            [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))],
+            str(write_records_json(analysis.row, records_dir)),
+        )
+    except InputRejected as err:
+        return _message(str(err)), None, None, [], None
+    except Exception as err:
+        logger.exception("image analysis failed")
+        return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, None, [], None
 
 
 def _env_float(name: str, default: float) -> float:
@@ -254,7 +286,7 @@ def main(argv: Optional[Sequence[str]] = None, *, block: bool = True) -> gr.Bloc
     model_name = resolve_model_spec(args.model, APP_DIR)
     logger.info("loading %s", model_name)
     try:
-        detector, notice = load_demo_pipeline(model_name, device=args.device)
+        detector, notice = load_pipeline_with_notice(model_name, device=args.device)
     except ModelLoadError as err:
         raise SystemExit(f"demo/app.py: {err}") from None
     demo = build_demo(detector, model_name, limits, notice=notice, concurrency=args.concurrency)

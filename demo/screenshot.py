@@ -25,6 +25,10 @@ import urllib.request
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+from PIL import Image
+
+from dldfd_hf.inference.video import iter_frames, probe, write_video
+
 APP = Path(__file__).resolve().parent / "app.py"
 BROWSER_PLAYABLE = {".mp4", ".webm", ".ogg", ".ogv", ".m4v"}
 # Headless Chromium on a machine without network: nothing in the background may try to reach out.
@@ -58,7 +62,6 @@ def browser_playable(video: Path, folder: Path) -> Path:
     """``video`` itself, or an H.264 MP4 copy in ``folder`` when browsers cannot play its container."""
     if video.suffix.lower() in BROWSER_PLAYABLE:
         return video
-    from dldfd_hf.video import iter_frames, probe, write_video
 
     copy = folder / f"{video.stem}.mp4"
     write_video(copy, (frame.image for frame in iter_frames(video)), fps=probe(video).fps or 25.0,
@@ -121,8 +124,6 @@ def take_screenshots(url: str, video: Path, output: Path, *, photo: Optional[Pat
 def reduce_colours(png: Path, colours: int) -> None:
     """Rewrite ``png`` with a ``colours``-entry palette: a page of flat UI colours loses next to
     nothing and the file shrinks about fourfold (small enough to keep in git)."""
-    from PIL import Image
-
     with Image.open(png) as image:
         palette = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT,
                                                 dither=Image.Dither.NONE)

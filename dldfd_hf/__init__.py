@@ -4,8 +4,11 @@ Importing this package registers the ``dldfd_*`` timm models and the ``dldfd`` t
 auto classes; nothing else needs to be called.
 """
 
+from typing import Any
+
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
 
+from . import _moved
 from .configuration_dldfd import DLDFDConfig
 from .modeling_dldfd import (
     DLDFDForImageClassification,
@@ -21,9 +24,17 @@ AutoConfig.register(DLDFDConfig.model_type, DLDFDConfig, exist_ok=True)
 AutoModel.register(DLDFDConfig, DLDFDModel, exist_ok=True)
 AutoModelForImageClassification.register(DLDFDConfig, DLDFDForImageClassification, exist_ok=True)
 
-from .pipelines import DeepfakeVideoDetectionPipeline, register_pipeline  # noqa: E402
+from .inference.pipelines import DeepfakeVideoDetectionPipeline, register_pipeline  # noqa: E402
 
 register_pipeline()  # pipeline("deepfake-video-detection", model=...)
+_moved.install()  # dldfd_hf.video, dldfd_hf.cards, ...: the paths from before the subpackages
+
+
+def __getattr__(name: str) -> Any:
+    if name in _moved.MOVED:  # ``dldfd_hf.inference.loading.load_model`` without importing dldfd_hf.inference.loading first
+        return _moved.import_moved(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DLDFD",

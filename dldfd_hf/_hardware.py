@@ -1,12 +1,26 @@
-"""What the machine's CPU can run: checked once, by trying, not by reading CPU flags."""
+"""The machine: the default torch device, and what its CPU can run (checked by trying, not by reading flags)."""
 
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
-__all__ = ["cpu_supports_bf16_conv"]
+__all__ = ["accelerate_on_cpu", "cpu_supports_bf16_conv", "default_device"]
+
+
+def default_device() -> str:
+    """``"cuda"`` when a GPU is visible, else ``"cpu"``: where inference runs unless told otherwise."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def accelerate_on_cpu(requested: bool = False) -> bool:
+    """Accelerate's ``cpu`` flag: when asked, and for a multi-process launch (``WORLD_SIZE`` > 1) on a
+    machine without GPUs: Accelerate only starts gloo DDP on CPUs when told to use the CPU, and would
+    otherwise run N unrelated copies."""
+    launched_distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return requested or (launched_distributed and not torch.cuda.is_available())
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,4 +1,6 @@
-"""Atomic file writes: readers (and interrupted runs) never see half a file."""
+"""Atomic writes of files and folders: readers (and interrupted runs) never see half of one.
+
+Also the package's one ``PathLike`` alias."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import uuid
 from pathlib import Path
@@ -17,8 +20,8 @@ PathLike = Union[str, os.PathLike]
 TEMPORARY_PATTERN = re.compile(r"^(?P<name>.+)\.tmp-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}$")
 
 __all__ = [
-    "TEMPORARY_PATTERN", "atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "temporary_name",
-    "unwritable_reason",
+    "PathLike", "TEMPORARY_PATTERN", "atomic_folder", "atomic_path", "atomic_write_bytes", "atomic_write_json",
+    "atomic_write_text", "temporary_name", "unwritable_reason",
 ]
 
 
@@ -46,6 +49,37 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: PathLike, *, overwrite: bool = False, staging: Optional[PathLike] = None) -> Iterator[Path]:
+    """Yield an empty temporary sibling folder to fill; on success it replaces ``path``, on failure
+    it is removed, so ``path`` appears complete or not at all.
+
+    ``path`` may exist as an empty folder; a non-empty one is replaced only with ``overwrite=True``,
+    and only once the new folder is complete. ``staging`` names the temporary folder when several
+    processes must agree on it (a distributed checkpoint); by default it is :func:`temporary_name`.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(f"{path} already exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(staging) if staging is not None else temporary_name(path)
+    shutil.rmtree(staging, ignore_errors=True)  # a named staging folder may hold a killed run's leftovers
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        if path.exists():
+            previous = temporary_name(path)
+            path.rename(previous)
+            staging.rename(path)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            staging.rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers import PretrainedConfig
 
 from .labels import ID2LABEL, LABEL2ID
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Config field -> DLDFD constructor argument.
 _DLDFD_ARGS = {
@@ -66,8 +64,8 @@ class DLDFDConfig(PretrainedConfig):
         drop_rate: float = 0.0,
         global_pool: str = "avg",
         image_size: int = 224,
-        image_mean: Sequence[float] = IMAGENET_MEAN,
-        image_std: Sequence[float] = IMAGENET_STD,
+        image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
         pos_weight: Optional[float] = None,
         **kwargs: Any,
     ) -> None:
@@ -146,8 +144,8 @@ class DLDFDConfig(PretrainedConfig):
         cfg = getattr(model, "pretrained_cfg", None) or {}
         if cfg:
             fields.setdefault("image_size", int(cfg.get("input_size", (3, 224, 224))[-1]))
-            fields.setdefault("image_mean", tuple(cfg.get("mean", IMAGENET_MEAN)))
-            fields.setdefault("image_std", tuple(cfg.get("std", IMAGENET_STD)))
+            fields.setdefault("image_mean", tuple(cfg.get("mean", IMAGENET_DEFAULT_MEAN)))
+            fields.setdefault("image_std", tuple(cfg.get("std", IMAGENET_DEFAULT_STD)))
             if cfg.get("architecture"):
                 fields.setdefault("timm_architecture", cfg["architecture"])
         num_classes = fields.get("head_num_classes", 1)

@@ -8,8 +8,7 @@ from typing import Any, Optional, Union
 
 import torch
 from torch import nn
-
-from transformers import PreTrainedModel, ViTImageProcessor
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import (
     BaseModelOutputWithPoolingAndNoAttention,
@@ -17,6 +16,7 @@ from transformers.modeling_outputs import (
 )
 
 from .configuration_dldfd import DLDFDConfig
+from .model_folder import image_processor_for, write_model_files
 from .models.dldfd import DLDFD
 
 __all__ = [
@@ -25,21 +25,6 @@ __all__ = [
     "DLDFDForImageClassification",
     "image_processor_for",
 ]
-
-
-def image_processor_for(config: DLDFDConfig) -> ViTImageProcessor:
-    """The image processor that matches a config: resize to the input size, ImageNet normalisation.
-
-    Face crops are already square and tight, so there is no centre crop.
-    """
-    return ViTImageProcessor(
-        do_resize=True,
-        size={"height": config.image_size, "width": config.image_size},
-        do_rescale=True,
-        do_normalize=True,
-        image_mean=list(config.image_mean),
-        image_std=list(config.image_std),
-    )
 
 
 class DLDFDPreTrainedModel(PreTrainedModel):
@@ -102,7 +87,7 @@ class DLDFDModel(DLDFDPreTrainedModel):
     def __init__(self, config: DLDFDConfig) -> None:
         super().__init__(config)
         self.dldfd = self._build_network(config)
-        classifier = self.dldfd.pretrained_cfg_classifier()
+        classifier = self.dldfd.get_classifier(name_only=True)
         self.dldfd.reset_classifier(0)
         # Checkpoints of the classification model carry the head: not an error for the base model.
         self._keys_to_ignore_on_load_unexpected = [rf"^dldfd\.{classifier}\."]
@@ -156,10 +141,8 @@ class DLDFDForImageClassification(DLDFDPreTrainedModel):
 
         The weights are written in the timm layout (no ``dldfd.`` prefix; transformers adds it on
         load) and ``config.json`` carries timm's keys beside transformers', with the image processor
-        config and the remote-code shims: the same files as :func:`dldfd_hf.hub.save_model_folder`.
+        config and the remote-code shims: the same files as :func:`dldfd_hf.model_folder.save_model_folder`.
         """
-        from .hub import write_model_files  # hub builds on this module
-
         kwargs.setdefault("state_dict", self.dldfd.state_dict())
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from dldfd_hf import DLDFDForImageClassification
-from dldfd_hf.hub import CONFIG_NAME, REMOTE_CODE_FILES, WEIGHTS_NAME, write_folder, write_model_files
+from dldfd_hf._io import atomic_folder
+from dldfd_hf.model_folder import CONFIG_NAME, REMOTE_CODE_FILES, WEIGHTS_NAME, write_model_files
 from dldfd_hf.models import SHIPPED_MODEL, SHIPPED_MODEL_DIR
 
 
@@ -30,7 +31,7 @@ def bundle(source: Path, target: Path = SHIPPED_MODEL_DIR) -> Path:
         raise SystemExit(f"error: {source} is not a dldfd_efficientnet_lite0 model")
     model.config.timm_architecture = "dldfd_efficientnet_lite0"
 
-    def fill(folder: Path) -> None:
+    with atomic_folder(target, overwrite=True) as folder:
         write_model_files(model.to(torch.float16), folder)
         config = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
         config["dtype"] = "float32"  # the weights are stored in half precision; the model runs in float32
@@ -39,8 +40,7 @@ def bundle(source: Path, target: Path = SHIPPED_MODEL_DIR) -> Path:
         (folder / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         for shim in REMOTE_CODE_FILES:
             (folder / shim).unlink()
-
-    return write_folder(target, fill, overwrite=True)
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,21 +60,33 @@ is the majority vote of its frames (``--strategy mean``: the mean probability).
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
+from dldfd_hf._hardware import accelerate_on_cpu
 from dldfd_hf._io import atomic_write_json
 from dldfd_hf.data.protocols import corpus_methods, parse_protocol, protocol_view
-from dldfd_hf.loading import ModelLoadError
+from dldfd_hf.inference.loading import ModelLoadError
+from dldfd_hf.inference.voting import STRATEGIES
 from dldfd_hf.metrics.paper import TABLE2_PROTOCOLS, format_table2
-from dldfd_hf.training.data import CorpusError, FrameDataset, FrameTransform, collate_frames, load_corpus, read_column
-from dldfd_hf.training.evaluation import Predictions, evaluation_entry, predict, write_predictions
+from dldfd_hf.training.data import (
+    CorpusError,
+    FrameDataset,
+    FrameTransform,
+    collate_frames,
+    load_corpus,
+    read_column,
+)
+from dldfd_hf.training.evaluation import (
+    Predictions,
+    evaluation_entry,
+    predict,
+    write_predictions,
+)
 from dldfd_hf.training.modeling import load_detector
 
 logger = logging.getLogger("evaluate")
@@ -94,7 +106,7 @@ def parse_args(argv=None):
                         help="train: e.g. for a model trained on pseudo-fakes, which never saw these fakes")
     parser.add_argument("--output", type=Path, help="write the metrics JSON here")
     parser.add_argument("--predictions", type=Path, help="also write per-frame predictions (CSV) of the whole split")
-    parser.add_argument("--strategy", default="majority", choices=("majority", "mean"), help="video vote")
+    parser.add_argument("--strategy", default="majority", choices=STRATEGIES, help="video vote")
     parser.add_argument("--threshold", type=float, default=0.5, help="P(fake) at or above it means fake")
     parser.add_argument("--batch_size", type=int, default=64, help="per device")
     parser.add_argument("--num_workers", type=int, default=2)
@@ -136,12 +148,8 @@ def model_labels(specs):
     return short if len(set(short)) == len(short) else list(specs)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    launched_distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = Accelerator(cpu=args.cpu or (launched_distributed and not torch.cuda.is_available()),
-                              mixed_precision=args.mixed_precision)
+def load_inputs(args):
+    """The protocols' views of ``--split`` (by protocol name) and the models; input errors exit cleanly."""
     try:
         corpus = load_corpus(args.data)
         protocols, skipped = select_protocols(args, corpus)
@@ -151,10 +159,14 @@ def main(argv=None):
         raise SystemExit(f"error: {error}") from None
     for name, reason in skipped.items():
         logger.warning(f"skipping {name}: {reason}")
+    return corpus, views, skipped, models
 
+
+def rows_to_score(args, corpus, views):
+    """The rows every model scores, and the position of each (method, video_id, frame_index) among them."""
     # One pass over the union of the protocols' rows: every Table 2 protocol's rows lie in the
     # combined view (real + every method), so score that once and look each protocol's rows up.
-    union = views[protocols[0]] if len(protocols) == 1 else protocol_view(corpus, "combined").splits[args.split]
+    union = next(iter(views.values())) if len(views) == 1 else protocol_view(corpus, "combined").splits[args.split]
     if args.max_samples and args.max_samples < len(union):
         rows = np.random.default_rng(0).choice(len(union), size=args.max_samples, replace=False)
         union = union.select(np.sort(rows))
@@ -162,58 +174,81 @@ def main(argv=None):
     position = {key: i for i, key in enumerate(union_keys)}
     if len(position) != len(union_keys):
         raise SystemExit("error: the corpus has several rows for one (method, video_id, frame_index)")
+    return union, position
 
-    scored = []  # (results, predictions) per model, --model first
-    for spec, model in zip((args.model, *args.compare), models):
-        loader = DataLoader(FrameDataset(union, FrameTransform.for_config(model.config)), batch_size=args.batch_size,
-                            shuffle=False, num_workers=args.num_workers, collate_fn=collate_frames)
-        model, loader = accelerator.prepare(model, loader)
-        predictions = predict(model, loader, accelerator, desc=f"{spec}: {args.split} ({len(union)} frames)",
-                              expected_rows=len(union))
-        results = []
-        for name in protocols:
-            view = views[name]
-            rows = [position.get(key) for key in frame_keys(view)]
-            present = np.array([i for i, r in enumerate(rows) if r is not None], dtype=np.int64)
-            picked = np.array([r for r in rows if r is not None], dtype=np.int64)
-            subset = Predictions(index=present, labels=predictions.labels[picked],
-                                 fake_probs=predictions.fake_probs[picked],
-                                 loss=predictions.loss if view is union else None)
-            results.append(evaluation_entry(name, args.split, view, subset, strategy=args.strategy,
-                                            threshold=args.threshold))
-        scored.append((results, predictions))
-        accelerator.free_memory()
-    results, predictions = scored[0]
+
+def protocol_predictions(predictions, position, view, union):
+    """The predictions of ``view``'s rows that were scored (all of them unless ``--max_samples``)."""
+    rows = [position.get(key) for key in frame_keys(view)]
+    present = np.array([i for i, r in enumerate(rows) if r is not None], dtype=np.int64)
+    picked = np.array([r for r in rows if r is not None], dtype=np.int64)
+    # The mean loss is the union's: it holds for a view only when the view is the union.
+    return Predictions(index=present, labels=predictions.labels[picked], fake_probs=predictions.fake_probs[picked],
+                       loss=predictions.loss if view is union else None)
+
+
+def score_model(accelerator, args, spec, model, union, position, views):
+    """Predict ``union`` once with ``model``; return its evaluation entry per protocol, and the predictions."""
+    loader = DataLoader(FrameDataset(union, FrameTransform.for_config(model.config)), batch_size=args.batch_size,
+                        shuffle=False, num_workers=args.num_workers, collate_fn=collate_frames)
+    model, loader = accelerator.prepare(model, loader)
+    predictions = predict(model, loader, accelerator, desc=f"{spec}: {args.split} ({len(union)} frames)",
+                          expected_rows=len(union))
+    results = [evaluation_entry(name, args.split, view, protocol_predictions(predictions, position, view, union),
+                                strategy=args.strategy, threshold=args.threshold)
+               for name, view in views.items()]
+    accelerator.free_memory()
+    return results, predictions
+
+
+def build_report(args, skipped, scored):
+    """The output JSON ("dldfd-eval/1", schema above) from ``(results, predictions)`` per model."""
+    report = {
+        "format": "dldfd-eval/1",
+        "model": str(args.model),
+        "data": str(args.data),
+        "split": args.split,
+        "strategy": args.strategy,
+        "threshold": args.threshold,
+        "skipped_protocols": skipped,
+        "results": scored[0][0],
+    }
+    if args.compare:
+        report["compare"] = [{"model": str(spec), "results": model_results}
+                             for spec, (model_results, _) in zip(args.compare, scored[1:])]
+    return report
+
+
+def print_table(args, scored):
+    """Table 2 on stdout; with ``--compare``, one row per protocol and model."""
+    if not args.compare:
+        print(format_table2(entry["table2"] for entry in scored[0][0]), end="")
+        return
+    labels = model_labels([args.model, *args.compare])
+    rows = []
+    for i in range(len(scored[0][0])):
+        for label, (model_results, _) in zip(labels, scored):
+            row = model_results[i]["table2"]
+            rows.append(dict(row, column=f"{row['column']} | {label}"))
+    print(format_table2(rows), end="")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    accelerator = Accelerator(cpu=accelerate_on_cpu(args.cpu), mixed_precision=args.mixed_precision)
+    corpus, views, skipped, models = load_inputs(args)
+    union, position = rows_to_score(args, corpus, views)
+    # (results, predictions) per model, --model first
+    scored = [score_model(accelerator, args, spec, model, union, position, views)
+              for spec, model in zip((args.model, *args.compare), models)]
 
     if accelerator.is_main_process:
-        report = {
-            "format": "dldfd-eval/1",
-            "model": str(args.model),
-            "data": str(args.data),
-            "split": args.split,
-            "strategy": args.strategy,
-            "threshold": args.threshold,
-            "skipped_protocols": skipped,
-            "results": results,
-        }
-        if args.compare:
-            report["compare"] = [{"model": str(spec), "results": model_results}
-                                 for spec, (model_results, _) in zip(args.compare, scored[1:])]
         if args.output:
-            atomic_write_json(args.output, report, indent=2)
+            atomic_write_json(args.output, build_report(args, skipped, scored), indent=2)
         if args.predictions:
-            write_predictions(args.predictions, union, predictions)
-        if args.compare:
-            # One row per protocol and model, in the usual Table 2 layout.
-            labels = model_labels([args.model, *args.compare])
-            rows = []
-            for i in range(len(protocols)):
-                for label, (model_results, _) in zip(labels, scored):
-                    row = model_results[i]["table2"]
-                    rows.append(dict(row, column=f"{row['column']} | {label}"))
-            print(format_table2(rows), end="")
-        else:
-            print(format_table2(entry["table2"] for entry in results), end="")
+            write_predictions(args.predictions, union, scored[0][1])
+        print_table(args, scored)
         if args.output:
             print(f"metrics written to {args.output}", file=sys.stderr)
     accelerator.end_training()

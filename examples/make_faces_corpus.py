@@ -14,7 +14,6 @@ import argparse
 import csv
 import json
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path

@@ -19,7 +19,8 @@ import argparse
 import json
 import sys
 
-from dldfd_hf import push
+from dldfd_hf.hub import push
+from dldfd_hf.hub.cards import training_details
 
 
 def parse_args(argv=None):
@@ -59,8 +60,6 @@ def main(argv=None):
     common = dict(dry_run_dir=args.output_dir, token=args.token)
     try:
         if args.model:
-            from dldfd_hf.cards import training_details
-
             result = push.push_model(
                 args.model, args.repo_id, private=args.private, results=args.results,
                 training=training_details(args.training) if args.training else None,

@@ -18,8 +18,10 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+import timm  # noqa: E402
 import torch  # noqa: E402
 
+from dldfd_hf import DLDFDForImageClassification  # noqa: E402
 from tests.hf_cache import LocalHubCache  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +52,16 @@ def hf_home() -> Path:
 def hub_cache(hf_home: Path) -> LocalHubCache:
     """A hand-built HF cache under the test HF_HOME: Hub ids resolve to it offline."""
     return LocalHubCache(hf_home / "hub")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_folder(tmp_path_factory) -> Path:
+    """A saved dldfd_tiny model folder (save_pretrained, random weights, seed 0), shared by the whole
+    session: tests read it or copy it, never change it."""
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-model") / "dldfd_tiny"
+    DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny")).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from huggingface_hub import ModelCard
 
-from dldfd_hf.cards import METRICS, load_evaluation, render_model_card, training_details
+from dldfd_hf.hub.cards import METRICS, load_evaluation, render_model_card, training_details
 from dldfd_hf.data.build import BuildConfig
 from dldfd_hf.data.ffpp import METHOD_NAMES
 from dldfd_hf.hub import export_model, hub_config

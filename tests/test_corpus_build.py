@@ -3,7 +3,6 @@ kill, shards + merge, corrupt videos, bad settings, Parquet export with the data
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -18,9 +17,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from datasets import DatasetDict, load_dataset, load_from_disk
-from PIL import Image
 
-from dldfd_hf import push
+from dldfd_hf.hub import push
 from dldfd_hf.cli import build_parser
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.commands.build_ffpp import resolve_options
@@ -36,8 +34,8 @@ from dldfd_hf.data.build import (
     read_report,
 )
 from dldfd_hf.data.ffpp import Splits, method_dir, original_dir
-from dldfd_hf.push import PushResult
-from dldfd_hf.video import VideoReader, evenly_spaced_indices
+from dldfd_hf.hub.push import PushResult
+from dldfd_hf.inference.video import VideoReader, evenly_spaced_indices
 from tests.conftest import SYNTH_FFPP_COMPRESSION as COMPRESSION
 from tests.conftest import SYNTH_FFPP_FRAMES_PER_VIDEO as FRAMES_PER_VIDEO
 from tests.conftest import SYNTH_FFPP_MAX_FRAMES as VIDEO_FRAMES

@@ -1,6 +1,6 @@
 """The Gradio demo (demo/app.py): served on 127.0.0.1 and driven with gradio_client, its verdicts and
 per-frame records are those of `dldfd detect`; bad uploads get a message and the app keeps serving.
-The helpers behind it (dldfd_hf.demo_utils) are checked directly."""
+The helpers behind it (dldfd_hf.inference.analysis) are checked directly."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import timm
-import torch
 from PIL import Image
 
 from dldfd_hf.cli import main as dldfd
-from dldfd_hf.demo_utils import (
+from dldfd_hf.inference.analysis import (
     FAKE_COLOUR,
     MODEL_ENV,
     REAL_COLOUR,
@@ -31,15 +29,13 @@ from dldfd_hf.demo_utils import (
     check_upload,
     draw_faces,
     faces_table,
-    load_demo_pipeline,
     probability_plot_data,
     resolve_model_spec,
     verdict_details,
     verdict_text,
     write_records_json,
 )
-from dldfd_hf.loading import DEFAULT_MODEL
-from dldfd_hf.modeling_dldfd import DLDFDForImageClassification
+from dldfd_hf.inference.loading import DEFAULT_MODEL, load_pipeline_with_notice
 from dldfd_hf.models import SHIPPED_MODEL_DIR
 from tests.conftest import REPO_ROOT
 
@@ -58,14 +54,6 @@ NUM_FRAMES = 6
 
 
 # --- fixtures -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("demo-model") / "dldfd_tiny"
-    DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny")).save_pretrained(folder)
-    return folder
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -80,8 +68,8 @@ def _load_app():
 
 
 @pytest.fixture(scope="module")
-def tiny_pipeline(tiny_model_dir):
-    return load_demo_pipeline(str(tiny_model_dir), device="cpu")
+def tiny_pipeline(tiny_model_folder):
+    return load_pipeline_with_notice(str(tiny_model_folder), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +86,13 @@ def gradio_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model_dir, gradio_cache):
+def served(tiny_model_folder, gradio_cache):
     """The demo served once for this module, with the model given the Space way ($DLDFD_MODEL):
     ``(Blocks, gradio_client.Client)``."""
     app = _load_app()
     port = _free_port()
     previous = os.environ.get(MODEL_ENV)
-    os.environ[MODEL_ENV] = str(tiny_model_dir)
+    os.environ[MODEL_ENV] = str(tiny_model_folder)
     try:
         demo = app.main(["--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
                          "--max-video-seconds", str(MAX_VIDEO_SECONDS), "--max-upload-mb", str(MAX_UPLOAD_MB),
@@ -155,11 +143,11 @@ def _same_as_detect(demo_json: str, detect_row: dict, name: str) -> None:
 # --- the served app -------------------------------------------------------------------------------
 @pytest.mark.parametrize("strategy, threshold", [("majority", 0.5), ("mean", 0.3)])
 def test_video_endpoint_gives_the_verdict_and_records_of_dldfd_detect(
-    client, tiny_model_dir, shared_data, tmp_path, strategy, threshold
+    client, tiny_model_folder, shared_data, tmp_path, strategy, threshold
 ):
     clip = shared_data / GRID_CLIP
     verdict, plot, gallery, heatmaps, records_json = _video(client, clip, strategy=strategy, threshold=threshold)
-    code, row = _detect_rows(tiny_model_dir, clip, tmp_path, "--frames", str(NUM_FRAMES),
+    code, row = _detect_rows(tiny_model_folder, clip, tmp_path, "--frames", str(NUM_FRAMES),
                              "--strategy", strategy, "--threshold", str(threshold))
     assert code == 0 and row["frames_used"] == NUM_FRAMES and row["error"] is None
 
@@ -196,10 +184,10 @@ def test_video_explanation_is_a_heatmap_per_face_crop(client, shared_data):
         assert heat_item["caption"] == crop_item["caption"]
 
 
-def test_image_endpoint_boxes_every_face_with_the_scores_of_dldfd_detect(client, tiny_model_dir, shared_data, tmp_path):
+def test_image_endpoint_boxes_every_face_with_the_scores_of_dldfd_detect(client, tiny_model_folder, shared_data, tmp_path):
     photo = shared_data / TWO_PEOPLE
     verdict, boxed, table, heatmaps, records_json = _image(client, photo, explain=True)
-    code, row = _detect_rows(tiny_model_dir, photo, tmp_path)
+    code, row = _detect_rows(tiny_model_folder, photo, tmp_path)
     assert code == 0 and row["kind"] == "image" and row["frames_used"] == 2
 
     _same_as_detect(records_json, row, photo.name)
@@ -303,10 +291,10 @@ def test_app_without_a_model_serves_the_shipped_detector(monkeypatch, tmp_path):
         demo.close()
 
 
-def test_app_with_a_corrupt_model_exits_with_a_message(tiny_model_dir, tmp_path):
+def test_app_with_a_corrupt_model_exits_with_a_message(tiny_model_folder, tmp_path):
     broken = tmp_path / "broken-model"
     broken.mkdir()
-    for path in tiny_model_dir.iterdir():
+    for path in tiny_model_folder.iterdir():
         (broken / path.name).write_bytes(path.read_bytes())
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
@@ -339,7 +327,7 @@ def test_video_progress_is_reported_stage_by_stage(tiny_pipeline, shared_data):
     assert fractions == sorted(fractions) and fractions[0] == 0.0 and len(steps) >= 3
     assert "Finding and scoring faces in 3 frames" in [text for _, text in steps]
     assert analysis.row["frames_used"] == len(analysis.crops) == 3
-    assert load_demo_pipeline("dldfd_tiny", device="cpu")[1].startswith("dldfd_tiny was built with RANDOM weights")
+    assert load_pipeline_with_notice("dldfd_tiny", device="cpu")[1].startswith("dldfd_tiny was built with RANDOM weights")
 
 
 # --- helpers, without a server --------------------------------------------------------------------
@@ -443,7 +431,7 @@ def test_model_resolution_order(tmp_path, monkeypatch):
 def test_demo_folder_assembles_into_a_space(tmp_path, monkeypatch):
     from huggingface_hub import SpaceCard
 
-    from dldfd_hf.push import SPACE_FILES, prepare_space_folder
+    from dldfd_hf.hub.push import SPACE_FILES, prepare_space_folder
 
     folder = prepare_space_folder(DEMO_DIR, tmp_path / "space", model_id="org/dldfd_resnet50.ffpp_c40",
                                   requirement="dldfd-hf==0.1.0")
@@ -461,7 +449,7 @@ def test_demo_folder_assembles_into_a_space(tmp_path, monkeypatch):
 
 # --- issue 15: the cache stays bounded while the app runs, and is cleaned on SIGTERM as on Ctrl-C ----
 def test_trim_cache_deletes_the_oldest_files_first_and_never_the_current_request(tmp_path):
-    from dldfd_hf.demo_utils import trim_cache
+    from dldfd_hf.inference.analysis import trim_cache
 
     files = []
     for i in range(5):
@@ -484,7 +472,7 @@ def _wait_until(condition, seconds: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def test_sigterm_cleans_the_cache_as_ctrl_c_does(tiny_model_dir, tmp_path, monkeypatch):
+def test_sigterm_cleans_the_cache_as_ctrl_c_does(tiny_model_folder, tmp_path, monkeypatch):
     """main(block=True) waits in Blocks.block_thread, which closes the server on Ctrl-C (and Gradio's
     shutdown then deletes what the app put in its cache); SIGTERM must end that wait the same way."""
     import io
@@ -497,7 +485,7 @@ def test_sigterm_cleans_the_cache_as_ctrl_c_does(tiny_model_dir, tmp_path, monke
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
     app = _load_app()
     port = _free_port()
-    demo = app.main(["--model", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+    demo = app.main(["--model", str(tiny_model_folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
                     block=False)
     previous = signal.getsignal(signal.SIGTERM)
     try:

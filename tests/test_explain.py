@@ -10,7 +10,7 @@ from PIL import Image
 from torch import nn
 
 import dldfd_hf  # noqa: F401
-from dldfd_hf.explain import grad_cam, overlay_heatmap
+from dldfd_hf.inference.explain import grad_cam, overlay_heatmap
 
 
 class ChannelZeroDetector(nn.Module):

@@ -25,11 +25,11 @@ from PIL import Image
 
 from dldfd_hf import DLDFDForImageClassification
 from dldfd_hf.cli import main as dldfd
-from dldfd_hf.commands.detect import format_rows
-from dldfd_hf.loading import ModelLoadError, RandomWeightsWarning, load_model, load_video_pipeline
-from dldfd_hf.media import ImageReadError, load_image
+from dldfd_hf.inference.records import format_rows
+from dldfd_hf.inference.loading import ModelLoadError, RandomWeightsWarning, load_pipeline_with_notice, load_model, load_video_pipeline
+from dldfd_hf.inference.media import ImageReadError, load_image
 from dldfd_hf.training.config import ConfigError, load_config
-from dldfd_hf.video import VideoReader, probe, write_video
+from dldfd_hf.inference.video import VideoReader, probe, write_video
 
 from tests.conftest import REPO_ROOT
 from tests.example_scripts import load_example, run_example
@@ -52,15 +52,6 @@ def _errors(err: str) -> list:
     return [line for line in err.splitlines() if line.startswith("dldfd detect: error:")]
 
 
-@pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory) -> Path:
-    """A dldfd_tiny model folder (save_pretrained), random weights."""
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny") / "dldfd-tiny"
-    DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny")).save_pretrained(folder)
-    return folder
-
-
 # --- defect 1: a model folder never runs its own code ------------------------------------------------
 
 def _folder_with_code(source: Path, target: Path, model_type: str, marker: Path) -> Path:
@@ -79,9 +70,9 @@ def _folder_with_code(source: Path, target: Path, model_type: str, marker: Path)
     return target
 
 
-def test_a_model_folder_never_runs_its_own_code(tiny_folder, hub_cache, tmp_path, monkeypatch, capsys):
+def test_a_model_folder_never_runs_its_own_code(tiny_model_folder, hub_cache, tmp_path, monkeypatch, capsys):
     marker = tmp_path / "code-ran"
-    evil = _folder_with_code(tiny_folder, tmp_path / "evil", "evilx", marker)
+    evil = _folder_with_code(tiny_model_folder, tmp_path / "evil", "evilx", marker)
     prompts = []
     # A user at a terminal who answers "y" to transformers' "run the custom code? [y/N]".
     monkeypatch.setattr("builtins.input", lambda *args: prompts.append(args) or "y")
@@ -90,10 +81,8 @@ def test_a_model_folder_never_runs_its_own_code(tiny_folder, hub_cache, tmp_path
         load_model(evil)
     with pytest.raises(ModelLoadError, match=refused):
         load_video_pipeline(evil)
-    from dldfd_hf.demo_utils import load_demo_pipeline
-
     with pytest.raises(ModelLoadError, match=refused):
-        load_demo_pipeline(str(evil), device="cpu")
+        load_pipeline_with_notice(str(evil), device="cpu")
     image = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (120, 120, 120)).save(image)
     code, out, err = _detect(capsys, image, "--model", evil)
@@ -103,15 +92,15 @@ def test_a_model_folder_never_runs_its_own_code(tiny_folder, hub_cache, tmp_path
         load_model("dldfd-test/folder-with-code")
     assert prompts == [] and not marker.exists()
     # Our own exported layout (model_type dldfd + remote-code shims) loads; its shims do not run either.
-    ours = _folder_with_code(tiny_folder, tmp_path / "ours", "dldfd", marker)
+    ours = _folder_with_code(tiny_model_folder, tmp_path / "ours", "dldfd", marker)
     model, _ = load_model(ours)
     assert isinstance(model, DLDFDForImageClassification) and prompts == [] and not marker.exists()
 
 
-def test_a_model_folder_never_runs_its_own_code_with_yes_on_stdin(tiny_folder, tmp_path):
+def test_a_model_folder_never_runs_its_own_code_with_yes_on_stdin(tiny_model_folder, tmp_path):
     """The issue's repro as it was found: `yes | dldfd detect IMG --model FOLDER`."""
     marker = tmp_path / "code-ran"
-    evil = _folder_with_code(tiny_folder, tmp_path / "evil", "evilx", marker)
+    evil = _folder_with_code(tiny_model_folder, tmp_path / "evil", "evilx", marker)
     image = tmp_path / "photo.png"
     Image.new("RGB", (32, 32), (120, 120, 120)).save(image)
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -380,13 +369,14 @@ def test_build_faces_fails_with_status_1_and_names_each_failure_once(shared_data
 
 def test_build_ffpp_fails_with_status_1_and_names_each_failure_once(tmp_path, monkeypatch, capsys):
     """The CLI's side (the build itself is shared with build-faces, tested above): a shard with a failure."""
+    from dldfd_hf.commands import build_ffpp
     from dldfd_hf.data import build
 
     def one_failure(root, output, config, **kwargs):
         failed = build.VideoResult("train", "Deepfakes", "000_003", ok=False, error="000_003.mp4: truncated")
         return build.BuildSummary(output=Path(output), total=2, skipped=0, built=1, failed=[failed])
 
-    monkeypatch.setattr(build, "build_corpus", one_failure)
+    monkeypatch.setattr(build_ffpp, "build_corpus", one_failure)
     argv = ["build-ffpp", str(tmp_path / "ffpp"), str(tmp_path / "corpus"), "--num-shards", "2", "--quiet"]
     assert dldfd(argv) == 1
     assert len([line for line in capsys.readouterr().err.splitlines() if "000_003" in line]) == 1
@@ -396,7 +386,7 @@ def test_build_ffpp_fails_with_status_1_and_names_each_failure_once(tmp_path, mo
 # --- rough edge: pushing while offline -----------------------------------------------------------------
 
 def test_push_while_offline_is_one_line(tmp_path):
-    from dldfd_hf.push import PushError, push_space
+    from dldfd_hf.hub.push import PushError, push_space
 
     demo = tmp_path / "demo"
     demo.mkdir()

@@ -147,7 +147,7 @@ def test_video_metrics_majority_vote_and_mean_prob_auc():
 
 
 def test_video_metrics_break_exact_ties_by_the_mean_probability():
-    """Two fake votes and two real ones: the verdict follows the mean, as dldfd_hf.voting (and the paper) decide."""
+    """Two fake votes and two real ones: the verdict follows the mean, as dldfd_hf.inference.voting (and the paper) decide."""
     probs = [0.9, 0.95, 0.1, 0.2,    # tie, mean 0.5375 -> fake
              0.6, 0.55, 0.05, 0.1]   # tie, mean 0.325 -> real
     labels = [1] * 4 + [0] * 4

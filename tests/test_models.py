@@ -39,6 +39,9 @@ def test_output_shapes_and_model_api(name, size):
     assert features.ndim == 4 and features.shape[:2] == (2, model.num_features)
     assert model.forward_head(features, pre_logits=True).shape == (2, model.num_features)
     assert isinstance(model.get_classifier(), nn.Linear)
+    head = model.get_classifier(name_only=True)  # timm's spelling: the classifier's state-dict name
+    assert head == model.pretrained_cfg["classifier"]
+    assert model.state_dict()[f"{head}.weight"].data_ptr() == model.get_classifier().weight.data_ptr()
     model.reset_classifier(2)
     assert model(x).shape == (2, 2) and model.get_classifier().out_features == 2
     model.reset_classifier(0)

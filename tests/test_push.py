@@ -9,7 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gradio
-import huggingface_hub
 import numpy as np
 import pytest
 import timm
@@ -21,7 +20,8 @@ from safetensors.torch import load as load_safetensors
 
 from dldfd_hf import DLDFDForImageClassification, __version__
 from dldfd_hf.data.build import BuildConfig, corpus_features
-from dldfd_hf.push import SPACE_FILES, push_corpus, push_model, push_space
+from dldfd_hf.hub import push
+from dldfd_hf.hub.push import SPACE_FILES, push_corpus, push_model, push_space
 
 from tests.conftest import REPO_ROOT
 from tests.test_hub import EXPORTED_FILES, train_a_little
@@ -60,7 +60,7 @@ class HubRecorder:
 @pytest.fixture()
 def hub(monkeypatch):
     recorder = type("Recorder", (HubRecorder,), {"repos": {}, "calls": []})
-    monkeypatch.setattr(huggingface_hub, "HfApi", recorder)
+    monkeypatch.setattr(push, "HfApi", recorder)  # where dldfd_hf looks it up
     return recorder
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dldfd_hf.labels import LABEL_NAMES
-from dldfd_hf.voting import FrameRecord, Verdict, vote
+from dldfd_hf.inference.voting import FrameRecord, Verdict, vote
 
 
 def test_majority_counts_votes_at_the_threshold():

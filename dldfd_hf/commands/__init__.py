@@ -1,1 +1,2 @@
-"""Sub-commands of the ``dldfd`` CLI (see :data:`dldfd_hf.cli.COMMAND_MODULES`)."""
+"""Sub-commands of the ``dldfd`` CLI: each module adds its arguments to a parser (listed in
+:data:`dldfd_hf.cli.COMMANDS`) and sets the function that runs it."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Optional
 
+from ..inference.voting import check_threshold
+
 
 def positive_int(value: str) -> int:
     """An integer >= 1 (counts, batch sizes, processes)."""
@@ -17,15 +19,12 @@ def positive_int(value: str) -> int:
     return n
 
 
-def probability(value: str) -> float:
-    """A number in [0, 1] (thresholds)."""
+def threshold(value: str) -> float:
+    """``--threshold``: a number in [0, 1]."""
     try:
-        p = float(value)
+        return check_threshold(float(value), "--threshold")
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= p <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}")
-    return p
 
 
 def frames_per_video(value: str) -> Optional[int]:

@@ -5,20 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._args import add_allow_failures_argument, add_face_detection_arguments, failure_status, frames_per_video
+from ..data.build import BuildError
+from ..data.faces_corpus import FacesInputError, build_faces, split_summary
+from ._args import (
+    add_allow_failures_argument,
+    add_face_detection_arguments,
+    failure_status,
+    frames_per_video,
+)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "build-faces",
-        help="crop the faces of any folder of real videos/photos into a corpus (label real, with landmarks)",
-        description="Crop the largest face of evenly spaced frames of every video, and of every photo, under "
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``dldfd build-faces``."""
+    parser.description = (
+        "Crop the largest face of evenly spaced frames of every video, and of every photo, under "
         "INPUT_DIR into a DatasetDict (train/validation/test) with the FF++ corpus's row schema: label real, "
         "method original, video_id = the file's path under INPUT_DIR, five landmarks in crop pixels. Files "
         "under INPUT_DIR/<name>/ are one group (e.g. one person) and stay in one split; files directly in "
         "INPUT_DIR are groups of their own. Interrupted builds resume; unreadable files are skipped and listed "
         "in OUTPUT/failed.json. Train on it with self-blended pseudo-fakes: "
-        "`accelerate launch examples/train.py --config examples/configs/sbi.yaml --data OUTPUT --output_dir RUN`.",
+        "`accelerate launch examples/train.py --config examples/configs/sbi.yaml --data OUTPUT --output_dir RUN`."
     )
     parser.add_argument("input_dir", help="folder of videos and photos (searched recursively)")
     parser.add_argument("output", help="corpus folder (created; an unfinished one is resumed)")
@@ -44,9 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.build import BuildError
-    from ..data.faces_corpus import FacesInputError, build_faces, split_summary
-
     try:
         index, summary = build_faces(
             args.input_dir,

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
-from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, OPTIONAL_METHODS
-from ._args import add_allow_failures_argument, add_face_detection_arguments, failure_status, frames_per_video
-
-if TYPE_CHECKING:
-    from ..data.build import BuildConfig
+from ..data.build import (
+    PRESETS,
+    BuildConfig,
+    BuildError,
+    build_corpus,
+    merge_shards,
+    report_table,
+)
+from ..data.ffpp import (
+    COMPRESSIONS,
+    DEFAULT_METHODS,
+    OPTIONAL_METHODS,
+    FFPPLayoutError,
+    SplitFileError,
+)
+from ..data.publish import export_parquet
+from ..hub import push
+from ..hub.push import PushError
+from ._args import (
+    add_allow_failures_argument,
+    add_face_detection_arguments,
+    failure_status,
+    frames_per_video,
+)
 
 _UNSET = object()  # --frames-per-video not given (None means "all")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    build = subparsers.add_parser(
-        "build-ffpp",
-        help="build the FF++ face-crop corpus (a datasets DatasetDict) from an FF++ tree",
-        description="Crop the faces of every video of a FaceForensics++ tree into a DatasetDict "
+def configure_build(build: argparse.ArgumentParser) -> None:
+    """The arguments of ``dldfd build-ffpp``."""
+    build.description = (
+        "Crop the faces of every video of a FaceForensics++ tree into a DatasetDict "
         "(train/validation/test) that datasets.load_from_disk(OUTPUT) opens. Interrupted builds "
-        "resume where they stopped; undecodable videos are skipped and listed in OUTPUT/failed.json.",
+        "resume where they stopped; undecodable videos are skipped and listed in OUTPUT/failed.json."
     )
     build.add_argument("root", help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
     build.add_argument("output", help="corpus folder (created; an unfinished one is resumed)")
@@ -45,11 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--quiet", action="store_true", help="no progress bar")
     build.set_defaults(func=run_build)
 
-    merge = subparsers.add_parser(
-        "merge-ffpp",
-        help="join the shard folders of a multi-machine build-ffpp into one corpus",
-        description="Join shard folders built with --shard-index/--num-shards into the corpus OUTPUT. "
-        "Without SHARD_DIR, the shards were all written into OUTPUT (a shared disk).",
+
+def configure_merge(merge: argparse.ArgumentParser) -> None:
+    """The arguments of ``dldfd merge-ffpp``."""
+    merge.description = (
+        "Join shard folders built with --shard-index/--num-shards into the corpus OUTPUT. "
+        "Without SHARD_DIR, the shards were all written into OUTPUT (a shared disk)."
     )
     merge.add_argument("output", help="corpus folder to write")
     merge.add_argument("shard_dirs", nargs="*", metavar="SHARD_DIR", help="shard build folders (default: OUTPUT)")
@@ -66,8 +84,6 @@ def _add_publish_args(parser: argparse.ArgumentParser) -> None:
 
 def resolve_options(args: argparse.Namespace) -> tuple[BuildConfig, tuple[str, ...]]:
     """Defaults, then the preset, then the options given on the command line."""
-    from ..data.build import PRESETS, BuildConfig
-
     values: dict = {"methods": DEFAULT_METHODS}
     if args.preset:
         values.update(PRESETS[args.preset])
@@ -90,8 +106,6 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..data.build import build_corpus
-
     config, methods = resolve_options(args)
     summary = build_corpus(
         args.root,
@@ -128,8 +142,6 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-    from ..data.build import merge_shards
-
     def merge() -> int:
         report = merge_shards(args.output, args.shard_dirs)
         _print_report(report, args.output)
@@ -140,8 +152,6 @@ def run_merge(args: argparse.Namespace) -> int:
 
 
 def _print_report(report: dict, output: str) -> None:
-    from ..data.build import report_table
-
     print(report_table(report))
     if report["failed"]:
         print(f"{len(report['failed'])} video(s) could not be decoded: listed in {output}/failed.json")
@@ -149,23 +159,15 @@ def _print_report(report: dict, output: str) -> None:
 
 
 def _publish(args: argparse.Namespace) -> None:
-    from ..data.publish import export_parquet
-
     if args.parquet:
         print(f"Parquet export and dataset card written to {export_parquet(args.output, args.parquet)}")
     if args.push_to_hub:
-        from .. import push
-
         result = push.push_corpus(args.output, args.push_to_hub)
         print(f"pushed {len(result.files)} file(s) to the private dataset repo {result.repo_id}: {result.url}")
 
 
 def _guarded(action) -> int:
     """Expected failures (bad layout, split files, settings) print one clear line, no traceback."""
-    from ..data.build import BuildError
-    from ..data.ffpp import FFPPLayoutError, SplitFileError
-    from ..push import PushError
-
     try:
         return action()
     except (FFPPLayoutError, SplitFileError, BuildError, FileExistsError, FileNotFoundError, ValueError,

@@ -6,16 +6,24 @@ import argparse
 import json
 import sys
 
-from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, OPTIONAL_METHODS
+from ..data.build import read_report
+from ..data.ffpp import (
+    COMPRESSIONS,
+    DEFAULT_METHODS,
+    OPTIONAL_METHODS,
+    FFPPLayoutError,
+    SplitFileError,
+    format_table1,
+    index_ffpp,
+)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "index-ffpp",
-        help="check an FF++ tree and print its videos per split and method (the paper's Table 1)",
-        description="Validate a FaceForensics++ tree against the official layout and splits, and print "
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``dldfd index-ffpp``."""
+    parser.description = (
+        "Validate a FaceForensics++ tree against the official layout and splits, and print "
         "the videos per split and method in the layout of the paper's Table 1. With --corpus, also the "
-        "images of a built corpus.",
+        "images of a built corpus."
     )
     parser.add_argument("root", help="FaceForensics++ root (original_sequences/, manipulated_sequences/)")
     parser.add_argument("--compression", choices=COMPRESSIONS, default="c40", help="quality level (default c40)")
@@ -35,9 +43,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.build import read_report
-    from ..data.ffpp import FFPPLayoutError, SplitFileError, format_table1, index_ffpp
-
     try:
         index = index_ffpp(args.root, args.compression, args.methods, args.splits_dir, args.allow_missing)
         report = read_report(args.corpus) if args.corpus else None

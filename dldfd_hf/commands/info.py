@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
+import timm
+import torch
+import transformers
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("info", help="show versions, registered models and devices")
+import dldfd_hf
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``dldfd info``."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import timm
-    import torch
-    import transformers
-
-    import dldfd_hf
-
     info = {
         "dldfd_hf": dldfd_hf.__version__,
         "torch": torch.__version__,

@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS
+from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, format_table1, index_ffpp
+from ..data.synth import SynthError, make_synth_tree
+from ..inference.media import MediaError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "synth-ffpp",
-        help="make an FF++-layout tree (originals + face-swap / self-blend fakes + splits) from real face videos",
-        description="Re-encode real face videos as FF++ originals (H.264 at the CRF of the compression level) "
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``dldfd synth-ffpp``."""
+    parser.description = (
+        "Re-encode real face videos as FF++ originals (H.264 at the CRF of the compression level) "
         "and make fakes <target>_<source> with landmark-aligned face swaps and self-blends, one recipe per "
         "FF++ method folder, plus OUTPUT/splits/{train,val,test}.json. Build a corpus from it with "
         "`dldfd build-ffpp OUTPUT CORPUS --compression C --splits-dir OUTPUT/splits`. Each video should "
-        "show one person, different videos different people.",
+        "show one person, different videos different people."
     )
     parser.add_argument("videos_dir", help="folder of real face videos (searched recursively)")
     parser.add_argument("output", help="tree to create (must not exist or be empty)")
@@ -31,10 +32,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.ffpp import format_table1, index_ffpp
-    from ..data.synth import SynthError, make_synth_tree
-    from ..media import MediaError
-
     try:
         tree = make_synth_tree(
             args.videos_dir,

@@ -27,14 +27,23 @@ import contextlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from .._io import atomic_path, atomic_write_json
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
+
+from .._io import PathLike, atomic_path, atomic_write_json
+from ..inference.faces import FaceCropper
+from ..inference.media import MediaError, load_image, media_kind, to_rgb_array
+from ..inference.video import Frame, VideoReadError, iter_frames, iter_sampled_frames
 from .ffpp import DEFAULT_METHODS, METHOD_NAMES, index_ffpp
 from .finalize import finalize_corpus, merge_shards, read_report, report_table
 from .folders import check_output_folder
@@ -55,8 +64,6 @@ from .workdir import (
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, Path]
-
 
 @contextlib.contextmanager
 def torch_threads(threads: Optional[int]) -> Iterator[None]:
@@ -69,7 +76,6 @@ def torch_threads(threads: Optional[int]) -> Iterator[None]:
     if threads is None:
         yield
         return
-    import torch
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -98,8 +104,6 @@ class VideoProcessor:
     """Decodes a video, crops its faces and writes the unit; one per process (holds the MTCNN)."""
 
     def __init__(self, config: BuildConfig, device: str = "cpu", batch_size: int = 16):
-        from ..faces import FaceCropper
-
         self.config = config
         self.batch_size = batch_size
         self.cropper = FaceCropper(
@@ -113,8 +117,6 @@ class VideoProcessor:
         self.schema = self.features.arrow_schema
 
     def __call__(self, video: BuildUnit, work: WorkDir) -> VideoResult:
-        from ..media import MediaError
-
         unit = work.unit_path(video.split, video.method, video.video_id)
         failure = work.failure_path(video.split, video.method, video.video_id)
         try:
@@ -129,9 +131,6 @@ class VideoProcessor:
         return VideoResult(video.split, video.method, video.video_id, ok=True, frames=frames, faces=faces)
 
     def _frames(self, path: Path) -> Iterator:
-        from ..media import load_image, media_kind, to_rgb_array
-        from ..video import Frame, iter_frames, iter_sampled_frames
-
         if media_kind(path) == "image":  # a photo is a one-frame video (``dldfd build-faces``)
             return iter([Frame(0, 0.0, to_rgb_array(load_image(path)))])
         # Streamed either way: memory is bounded by the detection batch, not the video or the sample.
@@ -140,11 +139,6 @@ class VideoProcessor:
         return iter_sampled_frames(path, self.config.frames_per_video)
 
     def _write_unit(self, video: BuildUnit, unit: Path) -> tuple[int, int]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from ..video import VideoReadError
-
         frames = faces = 0
         with atomic_path(unit) as tmp:
             with pq.ParquetWriter(tmp, self.schema) as writer:
@@ -216,8 +210,6 @@ _WORKER: Optional[VideoProcessor] = None
 
 
 def _init_worker(config: BuildConfig, device: str, batch_size: int, threads: Optional[int]) -> None:
-    import torch
-
     global _WORKER
     if threads is not None:
         torch.set_num_threads(threads)
@@ -369,8 +361,6 @@ def _run(
     desc: str = "build",
     unit: str = "video",
 ) -> Iterator[VideoResult]:
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total, initial=initial, unit=unit, desc=desc, disable=not progress, smoothing=0.1)
     frames, failed, start = 0, 0, time.perf_counter()
 
@@ -393,7 +383,6 @@ def _run(
                     result = processor(video, work)
                 yield advance(result)
             return
-        import multiprocessing
 
         # spawn: forking a process that already runs torch threads can deadlock.
         with ProcessPoolExecutor(

@@ -12,7 +12,6 @@ The mean face: OpenFace's ``align_dlib.py`` ``TEMPLATE`` (Amos et al., Apache-2.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import Optional, Union
 

@@ -25,15 +25,16 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
+from .._io import PathLike
+from ..inference.media import media_kind
 from .build import BuildConfig, BuildSummary, BuildUnit, build_units
 from .ffpp import ORIGINAL, SPLITS
 from .folders import require_folder
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, Path]
 
 SOURCE_COMPRESSION = "source"  # the ``compression`` of rows cropped from a user's own files
 GROUP_BY = ("folder", "file")
@@ -54,8 +55,6 @@ class MediaIndex:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``{split: {"groups": n, "videos": n, "photos": n}}``."""
-        from ..media import media_kind
-
         out = {s: {"groups": 0, "videos": 0, "photos": 0} for s in SPLITS}
         for split in self.groups.values():
             out[split]["groups"] += 1
@@ -97,8 +96,6 @@ def index_media(
     test_fraction: float = 0.1,
 ) -> MediaIndex:
     """Every video and photo under ``input_dir`` (recursive; hidden files and folders skipped)."""
-    from ..media import media_kind
-
     root = require_folder(input_dir, "input folder", FacesInputError)
     media, ignored = [], []
     for path in sorted(root.rglob("*")):

@@ -22,13 +22,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence, Union
+from typing import Iterable, Mapping, Optional, Sequence
 
+from .._io import PathLike
 from ..labels import LABEL_NAMES
 from .folders import require_folder
 from .units import ORIGINAL, BuildUnit
 
-PathLike = Union[str, Path]
 
 COMPRESSIONS = ("raw", "c23", "c40")
 DEFAULT_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
@@ -223,6 +223,37 @@ def index_ffpp(
     """
     root = Path(root)
     methods = tuple(methods)
+    _check_index_options(compression, methods)
+    _require_ffpp_root(root)
+    splits = load_splits(splits_dir)
+    folders = _video_folders(root, compression, methods)
+    found = _scan_folders(root, compression, folders)
+    videos, missing, unlisted = _match_splits(found, splits, methods, compression)
+    if missing and not allow_missing:
+        raise _missing_videos_error(missing, folders, root, compression, splits.source)
+    return FFPPIndex(
+        root=root,
+        compression=compression,
+        methods=methods,
+        videos=_in_index_order(videos),
+        missing=sorted(missing),
+        unlisted=sorted(unlisted),
+        splits_source=splits.source,
+    )
+
+
+# File-name rule of each folder (by its key in _video_folders); the method folders hold <target>_<source>.
+_NAME_PATTERNS = {ORIGINAL: _YOUTUBE_ID, "actors": _ACTOR_ID, "DeepFakeDetection": _DFD_ID}
+_EXPECTED_NAMES = {
+    ORIGINAL: "NNN.mp4 (3-digit id)",
+    "actors": "NN__<scene>.mp4",
+    "DeepFakeDetection": "NN_NN__<scene>__<code>.mp4",
+}
+_EXPECTED_PAIR_NAME = "<target>_<source>.mp4 (3-digit ids, e.g. 000_003.mp4)"
+
+
+def _check_index_options(compression: str, methods: tuple[str, ...]) -> None:
+    """Raise ValueError for an unknown compression, an unknown method or a method listed twice."""
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     unknown = [m for m in methods if m not in METHOD_NAMES or m == ORIGINAL]
@@ -232,41 +263,38 @@ def index_ffpp(
         )
     if len(set(methods)) != len(methods):
         raise ValueError(f"methods listed twice: {', '.join(sorted(m for m, n in Counter(methods).items() if n > 1))}")
+
+
+def _require_ffpp_root(root: Path) -> None:
+    """Raise FFPPLayoutError unless ``root`` is a folder with at least one of the two FF++ top folders."""
     require_folder(root, "FaceForensics++ root", FFPPLayoutError)
     if not (root / "original_sequences").is_dir() and not (root / "manipulated_sequences").is_dir():
         raise FFPPLayoutError(
             f"{root} is not a FaceForensics++ tree: expected original_sequences/ and manipulated_sequences/ "
             f"in it (found {describe_layout(root)})"
         )
-    splits = load_splits(splits_dir)
 
-    problems: list[str] = []
+
+def _video_folders(root: Path, compression: str, methods: tuple[str, ...]) -> dict[str, Path]:
+    """The videos folder of the originals (key ORIGINAL), of each method, and of the DFD actors ("actors")."""
     folders = {ORIGINAL: original_dir(root, compression)}
     folders.update({m: method_dir(root, m, compression) for m in methods})
     if "DeepFakeDetection" in methods:
         folders["actors"] = original_dir(root, compression, source="actors")
-    patterns = {ORIGINAL: _YOUTUBE_ID, "actors": _ACTOR_ID, "DeepFakeDetection": _DFD_ID}
-    expected_names = {
-        ORIGINAL: "NNN.mp4 (3-digit id)",
-        "actors": "NN__<scene>.mp4",
-        "DeepFakeDetection": "NN_NN__<scene>__<code>.mp4",
-    }
+    return folders
+
+
+def _scan_folders(root: Path, compression: str, folders: Mapping[str, Path]) -> dict[str, dict[str, Path]]:
+    """``{folder key: {video id: path}}``; raises FFPPLayoutError listing every folder that is wrong."""
+    problems: list[str] = []
     found: dict[str, dict[str, Path]] = {}
     for name, folder in folders.items():
         if not folder.is_dir():
             problems.append(f"missing folder {folder.relative_to(root)}")
             continue
-        pattern = patterns.get(name, _PAIR_ID)
-        files, bad = {}, []
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith("."):
-                continue  # .DS_Store and friends
-            if path.is_file() and path.suffix == _VIDEO_SUFFIX and pattern.match(path.stem):
-                files[path.stem] = path
-            else:
-                bad.append(path.name)
+        files, bad = _videos_in(folder, _NAME_PATTERNS.get(name, _PAIR_ID))
         if bad:
-            expected = expected_names.get(name, "<target>_<source>.mp4 (3-digit ids, e.g. 000_003.mp4)")
+            expected = _EXPECTED_NAMES.get(name, _EXPECTED_PAIR_NAME)
             problems.append(
                 f"{folder.relative_to(root)}: {len(bad)} unexpected name(s), expected {expected}; found "
                 + ", ".join(bad[:_SHOW])
@@ -279,7 +307,26 @@ def index_ffpp(
             + "\n  - ".join(problems)
             + f"\nfound: {describe_layout(root)}"
         )
+    return found
 
+
+def _videos_in(folder: Path, pattern: re.Pattern) -> tuple[dict[str, Path], list[str]]:
+    """The videos whose id matches ``pattern``, by id, and the names of every other entry."""
+    files, bad = {}, []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue  # .DS_Store and friends
+        if path.is_file() and path.suffix == _VIDEO_SUFFIX and pattern.match(path.stem):
+            files[path.stem] = path
+        else:
+            bad.append(path.name)
+    return files, bad
+
+
+def _match_splits(
+    found: Mapping[str, Mapping[str, Path]], splits: Splits, methods: tuple[str, ...], compression: str
+) -> tuple[list[FFPPVideo], list[tuple[str, str, str]], list[Path]]:
+    """Pair the videos found with the splits: ``(videos, missing (split, method, id), unlisted paths)``."""
     videos: list[FFPPVideo] = []
     missing: list[tuple[str, str, str]] = []
     unlisted: list[Path] = []
@@ -293,32 +340,34 @@ def index_ffpp(
                 missing.append((split, method, vid))
         unlisted.extend(path for vid, path in files.items() if vid not in split_of)
     if "DeepFakeDetection" in methods:
+        # No official split for DFD: its actor originals and fakes are all test videos.
         for vid, path in found["actors"].items():
             videos.append(FFPPVideo("test", ORIGINAL, vid, compression, path))
         for vid, path in found["DeepFakeDetection"].items():
             videos.append(FFPPVideo("test", "DeepFakeDetection", vid, compression, path))
+    return videos, missing, unlisted
 
-    if missing and not allow_missing:
-        shown = ", ".join(
-            f"{folders[m].relative_to(root)}/{vid}{_VIDEO_SUFFIX}" for _, m, vid in sorted(missing)[:_SHOW]
-        )
-        raise FFPPLayoutError(
-            f"{len(missing)} video(s) listed in the splits ({splits.source}) are missing under {root} "
-            f"(compression {compression}): {shown}{' ...' if len(missing) > _SHOW else ''}. "
-            "Pass allow_missing=True (--allow-missing) to index the videos that exist."
-        )
+
+def _missing_videos_error(
+    missing: Sequence[tuple[str, str, str]], folders: Mapping[str, Path], root: Path, compression: str, source: str
+) -> FFPPLayoutError:
+    """The error for videos the splits list but the tree lacks, naming the first few."""
+    shown = ", ".join(
+        f"{folders[m].relative_to(root)}/{vid}{_VIDEO_SUFFIX}" for _, m, vid in sorted(missing)[:_SHOW]
+    )
+    return FFPPLayoutError(
+        f"{len(missing)} video(s) listed in the splits ({source}) are missing under {root} "
+        f"(compression {compression}): {shown}{' ...' if len(missing) > _SHOW else ''}. "
+        "Pass allow_missing=True (--allow-missing) to index the videos that exist."
+    )
+
+
+def _in_index_order(videos: list[FFPPVideo]) -> list[FFPPVideo]:
+    """Sort ``videos`` in place by split, method (METHOD_NAMES order) and id, and return them."""
     order = {m: i for i, m in enumerate(METHOD_NAMES)}
     split_order = {s: i for i, s in enumerate(SPLITS)}
     videos.sort(key=lambda v: (split_order[v.split], order[v.method], v.video_id))
-    return FFPPIndex(
-        root=root,
-        compression=compression,
-        methods=methods,
-        videos=videos,
-        missing=sorted(missing),
-        unlisted=sorted(unlisted),
-        splits_source=splits.source,
-    )
+    return videos
 
 
 def format_table1(

@@ -12,14 +12,24 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
-from .._io import atomic_write_json, temporary_name
+import datasets
+import pyarrow.parquet as pq
+from datasets import Dataset
+
+from .._io import PathLike, atomic_write_json, temporary_name
 from .ffpp import METHOD_NAMES, ORIGINAL, SPLITS, counts_by_split, format_table1
 from .folders import check_output_folder
-from .workdir import FAILED_FILE, REPORT_FILE, WORK_DIR, BuildConfig, BuildError, WorkDir, corpus_features
-
-PathLike = Union[str, Path]
+from .workdir import (
+    FAILED_FILE,
+    REPORT_FILE,
+    WORK_DIR,
+    BuildConfig,
+    BuildError,
+    WorkDir,
+    corpus_features,
+)
 
 
 def merge_shards(output: PathLike, shard_dirs: Sequence[PathLike] = (), progress: bool = True) -> dict[str, Any]:
@@ -63,9 +73,6 @@ def finalize_corpus(output: PathLike, shard_dirs: Sequence[PathLike], progress: 
             video_stats.append((split, method, video_id, _unit_stats(unit)))
         else:
             failed.append(json.loads(work.failure_path(split, method, video_id).read_text()))
-
-    import datasets
-    from datasets import Dataset
 
     features = corpus_features()
     bars_were_on = not datasets.are_progress_bars_disabled()
@@ -146,8 +153,6 @@ def _check_shards(works: Sequence[WorkDir]) -> tuple[BuildConfig, list[tuple[Wor
 
 
 def _unit_stats(unit: Path) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
     meta = pq.read_metadata(unit)
     return json.loads(meta.metadata[b"dldfd_video"])
 

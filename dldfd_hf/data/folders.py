@@ -3,11 +3,9 @@ output folders that may be created or resumed but must not be a file."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Union
 
-PathLike = Union[str, os.PathLike]
+from .._io import PathLike
 
 __all__ = ["check_output_folder", "require_folder"]
 
@@ -32,3 +30,4 @@ def check_output_folder(path: PathLike, what: str = "OUTPUT", error: type[Except
     if path.exists() and not path.is_dir():
         raise error(f"{what} {path} exists and is a file, not a folder: choose a new folder (or an unfinished one to resume)")
     return path
+

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, load_from_disk
 
 from ..labels import LABEL_NAMES
 from .ffpp import ORIGINAL, SPLITS
@@ -116,8 +116,6 @@ def corpus_methods(corpus: DatasetDict) -> tuple[str, ...]:
 def protocol_view(corpus: Union[DatasetDict, str], protocol: Union[str, Protocol]) -> ProtocolView:
     """Select the rows of ``protocol`` from a corpus (a :class:`DatasetDict` or its folder)."""
     if not isinstance(corpus, DatasetDict):
-        from datasets import load_from_disk
-
         corpus = load_from_disk(str(corpus))
         if not isinstance(corpus, DatasetDict):
             raise ValueError("the corpus folder holds a single Dataset, expected a DatasetDict train/validation/test")

@@ -1,23 +1,21 @@
 """Dataset card and Parquet export of a built FF++ corpus.
 
-The (private-only) Hub upload of this export is :func:`dldfd_hf.push.push_corpus`.
+The (private-only) Hub upload of this export is :func:`dldfd_hf.hub.push.push_corpus`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
-from typing import Union
 
-from .._io import temporary_name
-from ..cards import template_text
+from datasets import load_from_disk
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from .._io import PathLike, atomic_folder
+from ..templates import template_text
 from .build import read_report, report_table
 from .ffpp import SPLITS
-
-PathLike = Union[str, Path]
 
 CARD_TEMPLATE = "ffpp_dataset_card.md"
 _MAX_SHARD_BYTES = 500 * 2**20
@@ -25,8 +23,6 @@ _MAX_SHARD_BYTES = 500 * 2**20
 
 def render_dataset_card(corpus_dir: PathLike, pretty_name: str = "FaceForensics++ face crops (DLDFD)") -> str:
     """The dataset card (README.md) of a built corpus: terms of use, statistics, fields, settings."""
-    from huggingface_hub import DatasetCard, DatasetCardData
-
     report = read_report(corpus_dir)
     config = report["config"]
     images = sum(sum(c.values()) for c in report["class_images"].values())
@@ -79,17 +75,13 @@ def export_parquet(corpus_dir: PathLike, dest: PathLike, max_shard_bytes: int = 
     ``datasets.load_dataset(dest)`` opens it as train/validation/test (empty splits are left out).
     ``dest`` must not exist yet; it appears complete or not at all.
     """
-    from datasets import load_from_disk
-
     dest = Path(dest)
     if dest.exists():
         raise FileExistsError(f"{dest} already exists: choose a new folder for the Parquet export")
     corpus = load_from_disk(str(corpus_dir))
     card = render_dataset_card(corpus_dir)
-    # A folder, so not _io.atomic_path (which removes a failed file, not a tree); same naming.
-    staging = temporary_name(dest)
-    try:
-        (staging / "data").mkdir(parents=True)
+    with atomic_folder(dest) as staging:
+        (staging / "data").mkdir()
         for split in SPLITS:
             ds = corpus[split]
             if ds.num_rows == 0:
@@ -99,7 +91,4 @@ def export_parquet(corpus_dir: PathLike, dest: PathLike, max_shard_bytes: int = 
                 name = f"{split}-{i:05d}-of-{num_shards:05d}.parquet"
                 ds.shard(num_shards, i, contiguous=True).to_parquet(str(staging / "data" / name))
         (staging / "README.md").write_text(card)
-        os.replace(staging, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return dest

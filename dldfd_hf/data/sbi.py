@@ -32,7 +32,16 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from .blending import FaceEllipse, Jitter, Manipulation, apply_transform, fill_polygon, jitter_matrix, jittered_copy
+from ..inference.faces import FaceCropper
+from .blending import (
+    FaceEllipse,
+    Jitter,
+    Manipulation,
+    apply_transform,
+    fill_polygon,
+    jitter_matrix,
+    jittered_copy,
+)
 from .face_shape import HULL_REGIONS, FaceHull
 
 __all__ = [
@@ -283,7 +292,7 @@ _TEMPLATE = np.array([[0.313, 0.432], [0.666, 0.43], [0.486, 0.613], [0.335, 0.7
 
 
 def template_landmarks(size: tuple[int, int]) -> np.ndarray:
-    """Typical landmarks of a ``(width, height)`` face crop made as :class:`~dldfd_hf.faces.FaceCropper` makes them."""
+    """Typical landmarks of a ``(width, height)`` face crop made as :class:`~dldfd_hf.inference.faces.FaceCropper` makes them."""
     return _TEMPLATE * np.asarray(size, dtype=np.float64)
 
 
@@ -362,8 +371,6 @@ class SelfBlender:
 
     def _detect(self, image: Image.Image) -> Optional[np.ndarray]:
         if self._detector is None:
-            from ..faces import FaceCropper
-
             # Crops are small and already centred on the face: no downscaling, the default threshold.
             self._detector = FaceCropper(crop_size=None, detect_max_size=None)
         faces = self._detector.detect([image])[0]

@@ -13,23 +13,25 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import shutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from .._io import temporary_name
+from .._io import PathLike, atomic_folder
+from ..inference.faces import FaceCropper
+from ..inference.media import VIDEO_EXTENSIONS
+from ..inference.video import VideoReadError, iter_frames, probe, write_video
 from .blending import Jitter, face_swap, self_blend
+from .build import torch_threads
 from .ffpp import COMPRESSIONS, DEFAULT_METHODS, Splits, method_dir, original_dir
 from .folders import check_output_folder, require_folder
 
 logger = logging.getLogger(__name__)
 
-PathLike = Union[str, Path]
 
 # x264 CRF of FaceForensics++'s quality levels (raw = lossless, c23 = HQ, c40 = LQ).
 CRF = {"raw": 0, "c23": 23, "c40": 40}
@@ -103,8 +105,6 @@ class SynthError(ValueError):
 
 def find_videos(videos_dir: PathLike) -> list[Path]:
     """Video files under ``videos_dir`` (recursive, sorted)."""
-    from ..media import VIDEO_EXTENSIONS
-
     videos_dir = require_folder(videos_dir, "folder of videos", SynthError)
     return sorted(p for p in videos_dir.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith("."))
 
@@ -131,6 +131,29 @@ def make_synth_tree(
     :func:`dldfd_hf.data.build.torch_threads`). The tree appears complete in ``output`` or not at all.
     """
     output = check_output_folder(output, "output tree", SynthError)  # before any work
+    clips = _checked_clips(videos, output, compression, methods, max_frames, segments)
+    segments = segments or (1 if len(clips) >= 2 * MIN_PAIRS else math.ceil(2 * MIN_PAIRS / len(clips)))
+    parts, skipped = _usable_segments(clips, segments, max_frames, device, threads, progress)
+    synth_videos = [SynthVideo(f"{i:03d}", *part) for i, part in enumerate(parts[: len(parts) // 2 * 2])]
+    pairs = [(synth_videos[i], synth_videos[i + 1]) for i in range(0, len(synth_videos), 2)]
+    splits = _assign_splits([(a.video_id, b.video_id) for a, b in pairs])
+
+    with atomic_folder(output) as staging:  # an existing OUTPUT is empty: checked above
+        _write_tree(staging, pairs, methods, compression, seed, x264_preset, progress)
+        splits.to_json_files(staging / "splits")
+        _write_manifest(staging, compression, seed, methods, synth_videos, skipped)
+    return SynthTree(output, splits, synth_videos, tuple(methods), compression, skipped)
+
+
+def _checked_clips(
+    videos: Union[PathLike, Sequence[PathLike]],
+    output: Path,
+    compression: str,
+    methods: Sequence[str],
+    max_frames: Optional[int],
+    segments: Optional[int],
+) -> list[Path]:
+    """The input clips, once every argument of :func:`make_synth_tree` is checked (else SynthError)."""
     if compression not in COMPRESSIONS:
         raise SynthError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
     unknown = [m for m in methods if m not in RECIPES]
@@ -145,11 +168,19 @@ def make_synth_tree(
         raise SynthError(f"{output} already exists and is not empty")
     if segments is not None and segments < 1:
         raise SynthError(f"segments must be >= 1, got {segments}")
-    segments = segments or (1 if len(clips) >= 2 * MIN_PAIRS else math.ceil(2 * MIN_PAIRS / len(clips)))
+    return clips
 
-    from ..faces import FaceCropper
-    from .build import torch_threads
 
+def _usable_segments(
+    clips: Sequence[Path],
+    segments: int,
+    max_frames: Optional[int],
+    device: str,
+    threads: Optional[int],
+    progress: bool,
+) -> tuple[list[tuple[Path, int, np.ndarray, float]], list[str]]:
+    """The segments with faces (see :func:`_plan_segments`) and what was skipped; SynthError when
+    they are too few for a pair in each split."""
     detector = FaceCropper(crop_size=None, device=device)
     with torch_threads(threads):
         parts, skipped = _plan_segments(clips, segments, max_frames, detector, progress)
@@ -158,29 +189,22 @@ def make_synth_tree(
             f"only {len(parts)} usable video segment(s) with faces from {len(clips)} clip(s) "
             f"(skipped: {', '.join(skipped) or 'none'}); need {2 * MIN_PAIRS}: add clips or raise --segments"
         )
-    synth_videos = [SynthVideo(f"{i:03d}", *part) for i, part in enumerate(parts[: len(parts) // 2 * 2])]
-    pairs = [(synth_videos[i], synth_videos[i + 1]) for i in range(0, len(synth_videos), 2)]
-    splits = _assign_splits([(a.video_id, b.video_id) for a, b in pairs])
+    return parts, skipped
 
-    staging = temporary_name(output)  # a sibling: the final rename stays on one file system
-    try:
-        _write_tree(staging, pairs, methods, compression, seed, x264_preset, progress)
-        splits.to_json_files(staging / "splits")
-        manifest = {
-            "compression": compression,
-            "crf": CRF[compression],
-            "seed": seed,
-            "methods": {m: RECIPES[m].description for m in methods},
-            "videos": {v.video_id: {"clip": str(v.clip), "start": v.start, "frames": v.frames} for v in synth_videos},
-            "skipped_clips": skipped,
-        }
-        (staging / "synth_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if output.exists():
-            output.rmdir()  # empty, checked above
-        os.replace(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return SynthTree(output, splits, synth_videos, tuple(methods), compression, skipped)
+
+def _write_manifest(
+    root: Path, compression: str, seed: int, methods: Sequence[str], videos: Sequence[SynthVideo], skipped: list[str]
+) -> None:
+    """``synth_manifest.json``: how the tree was made, down to each original's clip and frame range."""
+    manifest = {
+        "compression": compression,
+        "crf": CRF[compression],
+        "seed": seed,
+        "methods": {m: RECIPES[m].description for m in methods},
+        "videos": {v.video_id: {"clip": str(v.clip), "start": v.start, "frames": v.frames} for v in videos},
+        "skipped_clips": skipped,
+    }
+    (root / "synth_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def _assign_splits(pairs: list[tuple[str, str]]) -> Splits:
@@ -201,10 +225,6 @@ def _plan_segments(
     Ordered segment-major (A0 B0 C0 A1 B1 ...), so neighbours, which become pairs, come from
     different clips.
     """
-    from tqdm.auto import tqdm
-
-    from ..video import VideoReadError, probe
-
     per_clip: list[list[tuple[Path, int, np.ndarray, float]]] = []
     skipped: list[str] = []
     for clip in tqdm(clips, desc="synth-ffpp: landmarks", unit="clip", disable=not progress):
@@ -239,7 +259,6 @@ def _plan_segments(
 
 def _frames(path: Path) -> Iterator[np.ndarray]:
     # Odd-sized frames are fine: write_video crops them to the even sides yuv420p needs.
-    from ..video import iter_frames
 
     for frame in iter_frames(path):
         yield frame.image
@@ -314,10 +333,6 @@ def _write_tree(
     x264_preset: str,
     progress: bool,
 ) -> None:
-    from tqdm.auto import tqdm
-
-    from ..video import write_video
-
     options = {"preset": x264_preset}
     for folder in [original_dir(root, compression)] + [method_dir(root, m, compression) for m in methods]:
         folder.mkdir(parents=True, exist_ok=True)

@@ -15,15 +15,15 @@ import socket
 import zlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
-from .._io import TEMPORARY_PATTERN, atomic_write_json
+from datasets import ClassLabel, Features, Image, List, Value
+
+from .._io import TEMPORARY_PATTERN, PathLike, atomic_write_json
 from ..labels import LABEL_NAMES
 from .ffpp import DEFAULT_METHODS, METHOD_NAMES
 from .folders import check_output_folder
 from .units import BuildUnit
-
-PathLike = Union[str, Path]
 
 WORK_DIR = "_build"
 REPORT_FILE = "build_report.json"
@@ -77,9 +77,7 @@ class BuildConfig:
 
 
 def corpus_features():
-    """The row schema of the corpus (see DESIGN.md)."""
-    from datasets import ClassLabel, Features, Image, List, Value
-
+    """The row schema of the corpus: the face crop, its label and where it came from (method, video, frame)."""
     return Features(
         {
             "image": Image(),

@@ -58,6 +58,6 @@ def load(name: str, **kwargs: Any):
 
     ``kwargs`` go to :func:`evaluate.load` (``experiment_id``, ``num_process``, ``process_id``...).
     """
-    import evaluate
+    import evaluate  # a second or more to import; only users of the evaluate modules need it
 
     return evaluate.load(module_path(name), **kwargs)

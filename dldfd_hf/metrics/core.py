@@ -11,7 +11,7 @@ Frame level: ``tcr`` (true classification rate = accuracy at the threshold), ``b
 ``auc`` (ROC AUC), ``ap`` (average precision, fake = positive), ``eer`` (equal error rate).
 Video level: frames are grouped by ``(method, video_id)`` -- never by ``video_id`` alone, since fake
 ids such as ``"000_003"`` repeat across manipulation methods -- and each video gets a verdict from
-:func:`dldfd_hf.voting.vote` (majority vote of the frame labels in the paper).
+:func:`dldfd_hf.inference.voting.vote` (majority vote of the frame labels in the paper).
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+from sklearn.metrics import (
+    average_precision_score,
+    balanced_accuracy_score,
+    roc_auc_score,
+    roc_curve,
+)
 
+from dldfd_hf.inference.voting import vote
 from dldfd_hf.labels import FAKE, LABEL2ID, REAL
 
 __all__ = [
@@ -68,8 +75,6 @@ def equal_error_rate(references: Sequence[int], fake_probs: Sequence[float]) -> 
     diagonal ``FPR = 1 - TPR``, interpolated linearly between the two points around the crossing.
     ``None`` when only one class is present.
     """
-    from sklearn.metrics import roc_curve
-
     labels, probs = _as_arrays(references, fake_probs)
     if not _both_classes(labels):
         return None
@@ -92,8 +97,6 @@ def frame_metrics(
     A frame is called fake when ``fake_prob >= threshold``. Returns the metrics (fractions in [0, 1])
     plus the counts ``num_frames``, ``num_real`` and ``num_fake``.
     """
-    from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
-
     labels, probs = _as_arrays(references, fake_probs)
     predictions = (probs >= threshold).astype(np.int64)
     both = _both_classes(labels)
@@ -168,8 +171,7 @@ def group_videos(
 
 
 def _verdicts(videos: List[VideoScores], strategy: str, threshold: float) -> List[VideoScores]:
-    # The voting rule (ties, thresholds) lives in dldfd_hf.voting; metrics only consume verdicts.
-    from dldfd_hf.voting import vote
+    # The voting rule (ties, thresholds) lives in dldfd_hf.inference.voting; metrics only consume verdicts.
 
     for video in videos:
         verdict = vote(video.fake_probs, strategy=strategy, threshold=threshold)
@@ -201,7 +203,6 @@ def _video_summary(videos: List[VideoScores], strategy: str, threshold: float) -
     labels = np.array([v.label for v in videos], dtype=np.int64)
     mean_probs = np.array([v.mean_prob for v in videos], dtype=np.float64)
     voted = np.array([v.predicted_label for v in videos], dtype=np.int64)
-    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
     both = _both_classes(labels)
     return {
@@ -241,8 +242,6 @@ def per_method_metrics(
 def _per_method(
     labels: np.ndarray, probs: np.ndarray, methods: Sequence[str], videos: List[VideoScores], threshold: float
 ) -> Dict[str, Dict[str, Any]]:
-    from sklearn.metrics import roc_auc_score
-
     methods = np.asarray([str(m) for m in methods])
     real_frames = labels == REAL
     real_videos = [v for v in videos if v.label == REAL]

@@ -20,7 +20,6 @@ from dldfd_hf.metrics.core import frame_metrics
 from dldfd_hf.metrics.paper import CITATION
 
 
-
 class DeepfakeFrameMetrics(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(

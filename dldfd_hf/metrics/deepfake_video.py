@@ -27,7 +27,6 @@ from dldfd_hf.metrics.core import deepfake_metrics
 from dldfd_hf.metrics.paper import CITATION
 
 
-
 class DeepfakeVideoMetrics(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(

@@ -7,7 +7,7 @@ Output: one logit per image, the "fake" score (label 0 = real, 1 = fake).
 # No `from __future__ import annotations`: torch.fx copies forward()'s annotations into the code
 # it generates, and TorchScript cannot resolve them there as strings.
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -75,18 +75,7 @@ class DLDFD(nn.Module):
         dtype: Optional[torch.dtype] = None,
     ) -> None:
         super().__init__()
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-            raise ValueError(
-                f"DLDFD: num_classes must be an integer >= 0 (1: one fake logit, 2: real/fake logits, "
-                f"0: pooled features), got {num_classes!r}"
-            )
-        if stem_init not in STEM_INITS:
-            raise ValueError(f"DLDFD: stem_init must be one of {', '.join(STEM_INITS)}, got {stem_init!r}")
-        if not isinstance(backbone, str) or not backbone:
-            raise ValueError(f"DLDFD: backbone must be a timm model name, got {backbone!r}")
-        arch = backbone.split(".", 1)[0]
-        if not timm.is_model(arch):
-            raise ValueError(f"DLDFD: unknown timm backbone {backbone!r} (see timm.list_models())")
+        _check_config(backbone, num_classes, stem_init)
         self.in_chans = in_chans
         self.num_classes = num_classes
         self.drop_rate = drop_rate
@@ -99,26 +88,15 @@ class DLDFD(nn.Module):
             act_layer=stem_act,
             fused=stem_fused,
         )
-        local_weights = LOCAL_IMAGENET_WEIGHTS.get(arch) if backbone_pretrained else None
-        self.backbone = timm.create_model(
+        self.backbone, pretrained_head = _create_backbone(
             backbone,
-            pretrained=backbone_pretrained and local_weights is None,
             num_classes=num_classes,
             in_chans=stem_out_chans,
             drop_rate=drop_rate,
             global_pool=global_pool,
-            **(backbone_kwargs or {}),
+            pretrained=backbone_pretrained,
+            backbone_kwargs=backbone_kwargs,
         )
-        # A head that did not come with the ImageNet weights (another number of classes) starts fresh.
-        pretrained_head = backbone_pretrained and num_classes == self.backbone.pretrained_cfg.get("num_classes")
-        if local_weights is not None:
-            # Only the classifier may start fresh (another number of classes than ImageNet's).
-            head = self.backbone.pretrained_cfg.get("classifier", "classifier") + "."
-            missing = self.backbone.load_state_dict(local_weights(self.backbone), strict=False).missing_keys
-            pretrained_head = not any(k.startswith(head) for k in missing)
-            missing = [k for k in missing if not (k.startswith(head) or k.endswith("num_batches_tracked"))]
-            if missing:
-                raise ValueError(f"DLDFD: ImageNet weights of {arch} lack {missing[:3]}")
         if stem_init == "identity":
             self.stem.init_identity()
         if not pretrained_head:
@@ -139,8 +117,8 @@ class DLDFD(nn.Module):
             stem_out_chans=stem_out_chans,
             stem_branch_chans=stem_branch_chans,
             stem_branches=stem_branches,
-            stem_norm=stem_norm if stem_norm is None or isinstance(stem_norm, str) else stem_norm.__name__,
-            stem_act=stem_act if stem_act is None or isinstance(stem_act, str) else stem_act.__name__,
+            stem_norm=_layer_name(stem_norm),
+            stem_act=_layer_name(stem_act),
             stem_fused=stem_fused,
             stem_init=stem_init,
             drop_rate=drop_rate,
@@ -172,13 +150,13 @@ class DLDFD(nn.Module):
         self.grad_checkpointing = enable
         self.backbone.set_grad_checkpointing(enable)
 
-    def pretrained_cfg_classifier(self) -> str:
-        """State-dict prefix of the classifier (``backbone.fc`` for ResNets)."""
-        inner = (getattr(self.backbone, "pretrained_cfg", None) or {}).get("classifier") or "fc"
-        return f"backbone.{inner}"
-
     @torch.jit.ignore
-    def get_classifier(self) -> nn.Module:
+    def get_classifier(self, name_only: bool = False) -> Union[str, nn.Module]:
+        """The classifier module, or with ``name_only`` its name in this model's state dict
+        (``backbone.fc`` for ResNets), as timm's ResNet spells it."""
+        if name_only:
+            inner = (getattr(self.backbone, "pretrained_cfg", None) or {}).get("classifier") or "fc"
+            return f"backbone.{inner}"
         return self.backbone.get_classifier()
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
@@ -269,6 +247,68 @@ def fake_logit(logits: torch.Tensor, fake_index: int = 1) -> torch.Tensor:
 def fake_probabilities(logits: torch.Tensor, fake_index: int = 1) -> torch.Tensor:
     """P(fake) per row, for the timm head (1 or 2 logits) or the transformers logits ``[0, z]``."""
     return torch.sigmoid(fake_logit(logits.float(), fake_index))
+
+
+def _check_config(backbone: Any, num_classes: Any, stem_init: str) -> None:
+    """Raise ValueError for constructor arguments :class:`DLDFD` cannot build a network from."""
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+        raise ValueError(
+            f"DLDFD: num_classes must be an integer >= 0 (1: one fake logit, 2: real/fake logits, "
+            f"0: pooled features), got {num_classes!r}"
+        )
+    if stem_init not in STEM_INITS:
+        raise ValueError(f"DLDFD: stem_init must be one of {', '.join(STEM_INITS)}, got {stem_init!r}")
+    if not isinstance(backbone, str) or not backbone:
+        raise ValueError(f"DLDFD: backbone must be a timm model name, got {backbone!r}")
+    if not timm.is_model(backbone.split(".", 1)[0]):
+        raise ValueError(f"DLDFD: unknown timm backbone {backbone!r} (see timm.list_models())")
+
+
+def _create_backbone(
+    backbone: str,
+    num_classes: int,
+    in_chans: int,
+    drop_rate: float,
+    global_pool: str,
+    pretrained: bool,
+    backbone_kwargs: Optional[Dict[str, Any]],
+) -> Tuple[nn.Module, bool]:
+    """The timm backbone (with ImageNet weights if ``pretrained``) and whether its head is pretrained."""
+    arch = backbone.split(".", 1)[0]
+    local_weights = LOCAL_IMAGENET_WEIGHTS.get(arch) if pretrained else None
+    model = timm.create_model(
+        backbone,
+        pretrained=pretrained and local_weights is None,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        drop_rate=drop_rate,
+        global_pool=global_pool,
+        **(backbone_kwargs or {}),
+    )
+    # A head that did not come with the ImageNet weights (another number of classes) starts fresh.
+    pretrained_head = pretrained and num_classes == model.pretrained_cfg.get("num_classes")
+    if local_weights is not None:
+        pretrained_head = _load_local_weights(model, arch, local_weights)
+    return model, pretrained_head
+
+
+def _load_local_weights(
+    model: nn.Module, arch: str, local_weights: Callable[[nn.Module], Dict[str, torch.Tensor]]
+) -> bool:
+    """Load ImageNet weights from a pip package into ``model``; whether they included its classifier."""
+    # Only the classifier may start fresh (another number of classes than ImageNet's).
+    head = model.pretrained_cfg.get("classifier", "classifier") + "."
+    missing = model.load_state_dict(local_weights(model), strict=False).missing_keys
+    pretrained_head = not any(k.startswith(head) for k in missing)
+    missing = [k for k in missing if not (k.startswith(head) or k.endswith("num_batches_tracked"))]
+    if missing:
+        raise ValueError(f"DLDFD: ImageNet weights of {arch} lack {missing[:3]}")
+    return pretrained_head
+
+
+def _layer_name(layer: LayerSpec) -> Optional[str]:
+    """A stem layer as configs store it: its timm name, or a class's ``__name__``."""
+    return layer if layer is None or isinstance(layer, str) else layer.__name__
 
 
 def _prefix_matcher(matcher: Any) -> Any:

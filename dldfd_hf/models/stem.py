@@ -7,9 +7,8 @@ from typing import Callable, Optional, Tuple, Type, Union
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from timm.layers import create_act_layer, get_act_layer, get_norm_layer
+from torch import nn
 
 from .fused_stem import compose_linear, conv_act_proj, fold_batchnorm
 

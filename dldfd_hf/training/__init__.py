@@ -5,6 +5,7 @@
 - :mod:`.modeling`: the model to train, and model resolution for evaluation;
 - :mod:`.checkpoint`: training state and checkpoints that resume exactly;
 - :mod:`.evaluation`: distributed prediction and the deepfake metrics of a split.
+- :mod:`.loop`: the training loop (an epoch, validation, the final test, ``results.json``).
 
 Import the submodules you need; this package imports nothing heavy by itself.
 """

@@ -19,9 +19,15 @@ import dataclasses
 import json
 import re
 import shutil
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
+
+import torch
+from safetensors import safe_open
+
+from .._io import atomic_folder
 
 __all__ = [
     "CheckpointError",
@@ -162,9 +168,6 @@ def validate_checkpoint(checkpoint: Union[str, Path]) -> TrainState:
     memory-mapped: ``torch.load(weights_only=True)``, so nothing in them can run). Raises
     :class:`CheckpointError` naming the first bad file.
     """
-    import torch
-    from safetensors import safe_open
-
     checkpoint = Path(checkpoint)
     state = read_state(checkpoint)
     weights = checkpoint / WEIGHTS_NAME
@@ -201,18 +204,17 @@ def save_checkpoint(accelerator: Any, model: Any, state: TrainState, output_dir:
     """Save the full training state (every process must call this). Returns the checkpoint folder."""
     root = Path(output_dir) / "checkpoints"
     final = root / f"step_{state.global_step:08d}"
+    # Every process writes its part into one staging folder, so its name is fixed, not random.
     staging = root / f".{final.name}.tmp"
+    writing = atomic_folder(final, overwrite=True, staging=staging) if accelerator.is_main_process else nullcontext()
+    with writing:
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staging), safe_serialization=True)
+        accelerator.wait_for_everyone()  # every part is written before the folder is renamed
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(model).config.save_pretrained(staging)
+            (staging / STATE_NAME).write_text(json.dumps(state.to_dict(), indent=2) + "\n")
     if accelerator.is_main_process:
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging), safe_serialization=True)
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).config.save_pretrained(staging)
-        (staging / STATE_NAME).write_text(json.dumps(state.to_dict(), indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
         if total_limit:
             for old in list_checkpoints(output_dir)[:-total_limit]:
                 shutil.rmtree(old)

@@ -19,11 +19,12 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import yaml
 
+from ..inference.voting import STRATEGIES
+
 __all__ = ["ConfigError", "TrainingConfig", "build_arg_parser", "load_config", "metric_direction"]
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
-VIDEO_STRATEGIES = ("majority", "mean")
 AUGMENTATIONS = ("none", "sbi")
 PSEUDO_FAKE_MODES = ("none", "sbi", "sbi+ffpp")  # dldfd_hf.training.pseudo_fakes (kept import-free here)
 # Validation metrics a best model can be chosen by (flattened "<level>/<name>" keys of the results).
@@ -178,7 +179,7 @@ class TrainingConfig:
                  "pseudo_fake_probability sets the share of fakes")
         _choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         _choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
-        _choice("video_strategy", self.video_strategy, VIDEO_STRATEGIES)
+        _choice("video_strategy", self.video_strategy, STRATEGIES)
         _choice("metric_for_best_model", self.metric_for_best_model, SELECTABLE_METRICS)
         if isinstance(self.checkpointing_steps, str) and self.checkpointing_steps != "epoch":
             fail("checkpointing_steps", f"must be 'epoch', a positive integer or none, got {self.checkpointing_steps!r}")

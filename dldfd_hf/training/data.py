@@ -1,6 +1,6 @@
 """Corpus loading and the training/evaluation input pipeline.
 
-Rows of a corpus (one face crop each, schema in DESIGN.md) are decoded, resized, flipped and
+Rows of a corpus (one face crop each, schema: :func:`dldfd_hf.data.workdir.corpus_features`) are decoded, resized, flipped and
 normalised on the fly inside DataLoader workers by :class:`FrameDataset`.
 
 Reproducibility: the shuffling order and the flips of an epoch are a pure function of
@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+import datasets
 import numpy as np
 import torch
 from PIL import Image
@@ -23,7 +24,8 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 from torchvision.transforms.v2 import functional as F
 
-from ..loading import looks_like_hub_id
+from ..inference.loading import looks_like_hub_id
+from .pseudo_fakes import PSEUDO_FAKE_METHOD
 
 __all__ = [
     "CorpusError",
@@ -55,8 +57,6 @@ def load_corpus(path_or_id: Union[str, Path]):
     the Hub layout (``--parquet DIR``; read by ``load_dataset`` exactly as the Hub repo would be).
     Raises :class:`CorpusError` with what was expected when the path does not hold a corpus.
     """
-    import datasets
-
     text = str(path_or_id)
     path = Path(text).expanduser()
     if path.exists():
@@ -170,8 +170,6 @@ class FrameDataset(TorchDataset):
         self.self_blender = copy.deepcopy(self_blender)
         self._blended_method: Optional[int] = None
         if self_blender is not None:
-            from .pseudo_fakes import PSEUDO_FAKE_METHOD
-
             columns += [c for c in ("landmarks", "method") if c in dataset.column_names and c not in columns]
             names = getattr(dataset.features.get("method"), "names", None) or []
             if PSEUDO_FAKE_METHOD in names:

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_path
 from ..metrics.core import FRAME_METRICS, VIDEO_METRICS, deepfake_metrics
+from ..metrics.paper import table2_row
 from ..models.dldfd import fake_probabilities
 from .data import read_column
 
@@ -103,8 +104,6 @@ def evaluation_entry(protocol: str, split: str, dataset: Any, predictions: Predi
     ``{"protocol", "split", "num_frames", "class_counts": {"real", "fake"}, "methods",
     "metrics": {"frame", "video", "per_method", "loss"}, "table2"}`` (schema: ``examples/evaluate.py``).
     """
-    from ..metrics.paper import table2_row
-
     metrics = split_metrics(dataset, predictions, strategy=strategy, threshold=threshold)
     labels = predictions.labels
     return {

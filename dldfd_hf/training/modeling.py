@@ -7,6 +7,7 @@ from typing import Optional, Union
 
 import timm
 
+from ..inference.loading import load_model
 from ..modeling_dldfd import DLDFDForImageClassification
 
 __all__ = ["build_model", "load_detector"]
@@ -48,13 +49,11 @@ def build_model(
 def load_detector(spec: Union[str, Path]) -> DLDFDForImageClassification:
     """The model ``--model`` names, as a transformers model in eval mode.
 
-    Everything :func:`dldfd_hf.loading.load_model` resolves (a model folder, a training
+    Everything :func:`dldfd_hf.inference.loading.load_model` resolves (a model folder, a training
     checkpoint -- it holds ``config.json`` + ``model.safetensors`` --, an architecture name with
     random weights, a pretrained tag, a Hub id), plus a training run folder
     (``examples/train.py``'s ``OUTPUT_DIR``), which means its ``best/`` model.
     """
-    from ..loading import load_model
-
     path = Path(spec)
     if path.is_dir() and not (path / "config.json").is_file() and (path / "best" / "config.json").is_file():
         spec = path / "best"

@@ -23,7 +23,10 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 import numpy as np
+from datasets import ClassLabel, concatenate_datasets
 from torch.utils.data import Sampler
+
+from ..data.sbi import SelfBlender
 
 __all__ = [
     "PSEUDO_FAKE_METHOD",
@@ -36,6 +39,7 @@ __all__ = [
 ]
 
 from .config import PSEUDO_FAKE_MODES
+
 PSEUDO_FAKE_METHOD = "SelfBlended"
 
 
@@ -61,8 +65,6 @@ def with_pseudo_fakes(split: Any) -> Any:
     Only the ``label`` and ``method`` columns differ; the images are blended on the fly by a
     :class:`~dldfd_hf.training.data.FrameDataset` given a self-blender.
     """
-    from datasets import ClassLabel, concatenate_datasets
-
     if len(split) == 0 or (_labels(split) == 1).any():
         return split
     names = list(split.features["method"].names)
@@ -125,6 +127,5 @@ def make_self_blender(mode: str, probability: float) -> Optional[Any]:
     """The worker-side generator for ``mode`` (None for ``none``)."""
     if mode == "none":
         return None
-    from ..data.sbi import SelfBlender
 
     return SelfBlender(probability)

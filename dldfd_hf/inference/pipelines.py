@@ -9,7 +9,7 @@
 >>> pipeline("deepfake-video-detection")   # no model: the detector shipped inside dldfd_hf
 
 Inputs: a video path, an image path, a PIL image, an ``HxWx3`` array (a photo: every face is
-scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.video.Frame`),
+scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.inference.video.Frame`),
 or a list of paths (one result per path). The model's own preprocessing is used: its saved
 ``preprocessor_config.json`` or, failing that, the config's image size / mean / std.
 
@@ -17,7 +17,7 @@ Frames are decoded and searched for faces a few at a time (:meth:`DeepfakeVideoD
 so memory holds one batch of frames plus one face crop per frame, whatever ``num_frames``.
 
 ``pipeline(...)`` is transformers' own function: to load a folder or repo you did not make, pass
-``trust_remote_code=False`` or use :func:`dldfd_hf.loading.load_video_pipeline`, which never runs
+``trust_remote_code=False`` or use :func:`dldfd_hf.inference.loading.load_video_pipeline`, which never runs
 code from a model folder and refuses one that is not a DLDFD model.
 """
 
@@ -30,18 +30,17 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 import torch
 from PIL import Image
-
 from transformers import AutoModelForImageClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .configuration_dldfd import DLDFDConfig
+from ..configuration_dldfd import DLDFDConfig
+from ..labels import FAKE, ID2LABEL
+from ..modeling_dldfd import image_processor_for
+from ..models.dldfd import SHIPPED_MODEL_DIR, fake_probabilities
 from .faces import FaceCropper
-from .labels import FAKE, ID2LABEL
 from .media import load_image, media_kind, to_rgb_array
-from .modeling_dldfd import image_processor_for
-from .models.dldfd import SHIPPED_MODEL_DIR, fake_probabilities
 from .video import Frame, VideoReader, sample_frames
-from .voting import STRATEGIES, FrameRecord, vote
+from .voting import FrameRecord, check_strategy, check_threshold, vote
 
 __all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "register_pipeline"]
 
@@ -146,13 +145,9 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
                 raise ValueError(f"{TASK}: batch_size must be >= 1, got {crop_batch_size!r}")
             forward["crop_batch_size"] = int(crop_batch_size)
         if strategy is not None:
-            if strategy not in STRATEGIES:
-                raise ValueError(f"{TASK}: strategy must be one of {STRATEGIES}, got {strategy!r}")
-            postprocess["strategy"] = strategy
+            postprocess["strategy"] = check_strategy(strategy, TASK)
         if threshold is not None:
-            if not 0.0 <= float(threshold) <= 1.0:
-                raise ValueError(f"{TASK}: threshold must be in [0, 1], got {threshold!r}")
-            postprocess["threshold"] = float(threshold)
+            postprocess["threshold"] = check_threshold(threshold, TASK)
         if return_crops is not None:
             postprocess["return_crops"] = bool(return_crops)
         return preprocess, forward, postprocess

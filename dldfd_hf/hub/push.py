@@ -10,17 +10,25 @@ to be public. A Hub that cannot be reached (offline mode, no network, a refused 
 
 from __future__ import annotations
 
-import os
+import importlib
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Union
 
+from huggingface_hub import HfApi, SpaceCard
+from huggingface_hub.errors import OfflineModeIsEnabled
 from torch import nn
 
-from .hub import check_model_folder, export_model, write_folder
+from .. import __version__
+from .._io import PathLike, atomic_folder
+from ..data.publish import export_parquet
+from ..inference.loading import load_model
+from ..model_folder import check_model_folder
+from .export import export_model
 
 __all__ = [
     "SPACE_FILES",
@@ -34,7 +42,6 @@ __all__ = [
     "push_space",
 ]
 
-PathLike = Union[str, os.PathLike]
 SPACE_FILES = ("app.py", "requirements.txt", "README.md")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -85,12 +92,10 @@ def prepare_model_folder(
     """The model repo folder: ``model`` exported with its card (:func:`dldfd_hf.hub.export_model`).
 
     ``model`` is a timm / transformers DLDFD model, or anything ``--model`` accepts elsewhere
-    (:func:`dldfd_hf.loading.load_model`): a model folder (``save_pretrained`` or an export), a Hub
+    (:func:`dldfd_hf.inference.loading.load_model`): a model folder (``save_pretrained`` or an export), a Hub
     id, or an architecture name (random weights: the card then says so).
     """
     if not isinstance(model, nn.Module):
-        from .loading import load_model
-
         model = load_model(model)[0]
     return export_model(model, output_dir, repo_id=repo_id, results=results, training=training,
                         trained=trained, overwrite=overwrite)
@@ -102,8 +107,6 @@ def prepare_corpus_folder(corpus_dir: PathLike, output_dir: PathLike) -> Path:
 
     ``corpus_dir`` is the folder ``dldfd build-ffpp`` wrote.
     """
-    from .data.publish import export_parquet
-
     corpus_dir = Path(corpus_dir)
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"corpus folder {corpus_dir} does not exist (build it with `dldfd build-ffpp`)")
@@ -111,13 +114,9 @@ def prepare_corpus_folder(corpus_dir: PathLike, output_dir: PathLike) -> Path:
 
 
 def _installed_requirement() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return f"dldfd-hf=={version('dldfd-hf')}"
     except PackageNotFoundError:
-        from . import __version__
-
         return f"dldfd-hf=={__version__}"
 
 
@@ -155,8 +154,7 @@ def prepare_space_folder(
         requirement: the dldfd-hf requirement line (default: ``dldfd-hf==<installed version>``;
             a ``dldfd-hf @ git+https://...`` URL works too).
     """
-    import gradio
-    from huggingface_hub import SpaceCard
+    import gradio  # for its version only: seconds to import, which every `dldfd` command would pay at the top
 
     demo_dir = Path(demo_dir)
     missing = [name for name in SPACE_FILES if not (demo_dir / name).is_file()]
@@ -183,13 +181,13 @@ def prepare_space_folder(
     tags = list(data.get("tags") or [])
     data["tags"] = tags + [t for t in ("deepfake-detection", "dldfd") if t not in tags]
 
-    def fill(folder: Path) -> None:
+    output_dir = Path(output_dir)
+    with atomic_folder(output_dir, overwrite=overwrite) as folder:
         shutil.copyfile(demo_dir / "app.py", folder / "app.py")
         requirements = (demo_dir / "requirements.txt").read_text(encoding="utf-8")
         (folder / "requirements.txt").write_text(_pinned_requirements(requirements, requirement), encoding="utf-8")
         card.save(folder / "README.md")
-
-    return write_folder(output_dir, fill, overwrite=overwrite)
+    return output_dir
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,7 +196,6 @@ def prepare_space_folder(
 def _api(api: Any, token: Optional[str]) -> Any:
     if api is not None:
         return api
-    from huggingface_hub import HfApi
 
     return HfApi(token=token)
 
@@ -251,8 +248,6 @@ def _hub_errors() -> tuple:
     """What a Hub call raises when the Hub cannot be reached or refuses: OSError covers offline mode
     (``OfflineModeIsEnabled``), HTTP errors (``HfHubHTTPError``) and sockets; the HTTP clients'
     own transport errors are added when installed."""
-    import importlib
-
     errors = [OSError]
     for module in ("httpx", "httpx2", "requests"):
         try:
@@ -263,8 +258,6 @@ def _hub_errors() -> tuple:
 
 
 def _hub_reason(error: BaseException) -> str:
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
     if isinstance(error, OfflineModeIsEnabled):
         return ("the Hugging Face Hub cannot be reached in offline mode (HF_HUB_OFFLINE is set): unset it, "
                 "or write the folder with a dry run (--dry-run --output-dir DIR)")

@@ -26,14 +26,17 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
+import timm
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .data.ffpp import ABBREVIATIONS, DEFAULT_METHODS, ORIGINAL
-from .metrics.paper import table2_row
+from .._io import PathLike
+from ..data.build import read_report
+from ..data.ffpp import ABBREVIATIONS, DEFAULT_METHODS, ORIGINAL
+from ..metrics.paper import table2_row
+from ..templates import template_text
 
 __all__ = [
     "EvaluationReport",
@@ -41,11 +44,9 @@ __all__ = [
     "eval_results",
     "load_evaluation",
     "render_model_card",
-    "template_text",
     "training_details",
 ]
 
-PathLike = Union[str, os.PathLike]
 
 # metric key -> (model-index metric type, display name, shown as a percentage)
 METRICS = {
@@ -214,7 +215,6 @@ def corpus_settings(data: Any) -> Dict[str, Any]:
     """
     if not isinstance(data, (str, os.PathLike)) or not Path(data).is_dir():
         return {}
-    from .data.build import read_report
 
     try:
         return dict(read_report(data).get("config") or {})
@@ -329,11 +329,6 @@ def eval_results(report: EvaluationReport) -> List[EvalResult]:
 # --------------------------------------------------------------------------------------------------
 # Model card
 # --------------------------------------------------------------------------------------------------
-def template_text(name: str) -> str:
-    """A file shipped in ``dldfd_hf/templates/`` (package data): card templates, remote-code shims."""
-    return resources.files("dldfd_hf").joinpath("templates", name).read_text(encoding="utf-8")
-
-
 def _cell(value: Optional[float]) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -382,7 +377,6 @@ def _registered_name(repo_id: Optional[str]) -> Optional[str]:
     """The timm ``name.tag`` whose pretrained cfg points at ``repo_id``, if any."""
     if not repo_id:
         return None
-    import timm
 
     for name in timm.list_pretrained("dldfd_*"):
         if timm.models.get_pretrained_cfg(name).hf_hub_id == repo_id:
@@ -436,54 +430,72 @@ def render_model_card(
     """
     report = load_evaluation(results) if results is not None else None
     training = dict(training or {})
-    pretrained_cfg = config.get("pretrained_cfg", {})
-    backbone = str(config.get("backbone", ""))
-    datasets = [str((report.dataset.get("name") if report else None) or DEFAULT_DATASET)]
     name = repo_id.split("/")[-1] if repo_id else f"{config.get('architecture', 'dldfd')}"
-    card_data = ModelCardData(
-        model_name=name,
-        license=license or pretrained_cfg.get("license") or "apache-2.0",
-        library_name="timm",
-        pipeline_tag="image-classification",
-        tags=["image-classification", "deepfake-detection", "faceforensics", "dldfd", "timm", "transformers",
-              "custom_code"],
-        datasets=datasets,
-        base_model=_base_model(backbone, training.get("pretrained_backbone")),
-        metrics=sorted({METRICS[k][0] for r in report.results for lvl in LEVELS for k in getattr(r, lvl)})
-        if report else None,
-        eval_results=eval_results(report) if report else None,
-    )
-    stem_out = int(config.get("stem_out_chans", 3))
-    hidden = int(config.get("stem_branches", 3)) * int(config.get("stem_branch_chans", 64))
-    size = int(config.get("image_size", 224))
     return ModelCard.from_template(
-        card_data,
+        _card_data(config, name, report, training, license),
         template_str=template_text("model_card.md"),
         title=name,
         repo_id=repo_id or "<org>/<name>",
         has_repo_id=bool(repo_id),
         registered_name=_registered_name(repo_id),
         trained=trained,
+        training_rows=_training_rows(training),
+        ffpp_url=FFPP_URL,
+        ffpp_terms_url=FFPP_TERMS_URL,
+        **_architecture_fields(config),
+        **_results_fields(report),
+    )
+
+
+def _card_data(config: Mapping[str, Any], name: str, report: Optional[EvaluationReport],
+               training: Mapping[str, Any], license: Optional[str]) -> ModelCardData:
+    """The card's YAML header: licence, tags, datasets, base model and the ``model-index`` results."""
+    datasets = [str((report.dataset.get("name") if report else None) or DEFAULT_DATASET)]
+    return ModelCardData(
+        model_name=name,
+        license=license or config.get("pretrained_cfg", {}).get("license") or "apache-2.0",
+        library_name="timm",
+        pipeline_tag="image-classification",
+        tags=["image-classification", "deepfake-detection", "faceforensics", "dldfd", "timm", "transformers",
+              "custom_code"],
+        datasets=datasets,
+        base_model=_base_model(str(config.get("backbone", "")), training.get("pretrained_backbone")),
+        metrics=sorted({METRICS[k][0] for r in report.results for lvl in LEVELS for k in getattr(r, lvl)})
+        if report else None,
+        eval_results=eval_results(report) if report else None,
+    )
+
+
+def _architecture_fields(config: Mapping[str, Any]) -> Dict[str, Any]:
+    """Template fields describing the network, read from the exported config."""
+    branches, branch_chans = int(config.get("stem_branches", 3)), int(config.get("stem_branch_chans", 64))
+    return dict(
         architecture=config.get("architecture", "dldfd_resnet50"),
-        backbone=backbone,
+        backbone=str(config.get("backbone", "")),
         backbone_kwargs=config.get("backbone_kwargs") or {},
-        stem_out_chans=stem_out,
-        stem_hidden=hidden,
-        stem_branches=int(config.get("stem_branches", 3)),
-        stem_branch_chans=int(config.get("stem_branch_chans", 64)),
+        stem_out_chans=int(config.get("stem_out_chans", 3)),
+        stem_hidden=branches * branch_chans,
+        stem_branches=branches,
+        stem_branch_chans=branch_chans,
         stem_norm=config.get("stem_norm"),
         stem_act=config.get("stem_act"),
         head_num_classes=int(config.get("head_num_classes", 1)),
-        image_size=size,
-        training_rows=_training_rows(training),
-        has_results=report is not None,
-        tables=_results_tables(report) if report else [],
-        eval_split=report.results[0].split if report else None,
-        strategy=report.strategy if report else None,
-        always_fake=_always_fake_share(report) if report else None,
-        always_fake_protocol=report.results[0].protocol if report else None,
-        results_source=Path(report.source).name if report and report.source else None,
-        compression=report.compression if report else None,
-        ffpp_url=FFPP_URL,
-        ffpp_terms_url=FFPP_TERMS_URL,
+        image_size=int(config.get("image_size", 224)),
+    )
+
+
+def _results_fields(report: Optional[EvaluationReport]) -> Dict[str, Any]:
+    """Template fields of the results section (all empty when there are no results)."""
+    if report is None:
+        return dict(has_results=False, tables=[], eval_split=None, strategy=None, always_fake=None,
+                    always_fake_protocol=None, results_source=None, compression=None)
+    return dict(
+        has_results=True,
+        tables=_results_tables(report),
+        eval_split=report.results[0].split,
+        strategy=report.strategy,
+        always_fake=_always_fake_share(report),
+        always_fake_protocol=report.results[0].protocol,
+        results_source=Path(report.source).name if report.source else None,
+        compression=report.compression,
     )

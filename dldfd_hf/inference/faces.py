@@ -1,6 +1,6 @@
 """Face detection and cropping with facenet-pytorch's MTCNN (weights ship inside the wheel).
 
-The crop follows the paper's recipe as read in DESIGN.md: a square of 1.3x the MTCNN box's longer
+The crop follows the paper's recipe (a 1.3x face box): a square of 1.3x the MTCNN box's longer
 side around its centre, kept inside the frame (shifted, never clipped, so the crop is always square
 and the resize never distorts the face), resized to the model's input size.
 
@@ -16,6 +16,7 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from facenet_pytorch import MTCNN  # heavy import, only when a cropper is built
 from PIL import Image
 
 from .media import ImageLike, to_rgb_array
@@ -119,7 +120,6 @@ class FaceCropper:
             batch_size = 8 if self.device.type == "cpu" else 32
         if batch_size < 1:
             raise ValueError(f"FaceCropper: batch_size must be >= 1, got {batch_size!r}")
-        from facenet_pytorch import MTCNN  # heavy import, only when a cropper is built
 
         self.crop_size = crop_size
         self.scale = scale
@@ -197,7 +197,7 @@ class FaceCropper:
             if frame_boxes is None:
                 results.append(_EMPTY)
                 continue
-            # MTCNN returns object arrays (see ENVIRONMENT.md): make them float.
+            # facenet-pytorch's batched MTCNN returns object-dtype arrays: make them float.
             results.append((
                 np.asarray(frame_boxes, dtype=np.float64).reshape(-1, 4),
                 np.asarray(frame_probs, dtype=np.float64).reshape(-1),

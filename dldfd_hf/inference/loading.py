@@ -22,17 +22,24 @@ transformers (``trust_remote_code=True``); these loaders never need them.
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional, Tuple, Union
+from typing import Any, Literal, Optional, Tuple, Union
 
+import timm
 import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from safetensors import SafetensorError, safe_open
+from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from .models.dldfd import SHIPPED_MODEL, SHIPPED_MODEL_SUMMARY
-
-if TYPE_CHECKING:
-    from .pipelines import DeepfakeVideoDetectionPipeline
+from .._hardware import default_device
+from ..configuration_dldfd import DLDFDConfig
+from ..modeling_dldfd import DLDFDForImageClassification, image_processor_for
+from ..models.dldfd import SHIPPED_MODEL, SHIPPED_MODEL_SUMMARY
+from .pipelines import TASK, DeepfakeVideoDetectionPipeline
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -41,6 +48,7 @@ __all__ = [
     "RandomWeightsWarning",
     "looks_like_hub_id",
     "resolve_model_source",
+    "load_pipeline_with_notice",
     "load_model",
     "load_video_pipeline",
 ]
@@ -72,8 +80,6 @@ def looks_like_hub_id(text: str) -> bool:
     Shared by model and corpus arguments, so both tell ids from paths the same way. It says nothing
     about whether the repo exists.
     """
-    from huggingface_hub.utils import HFValidationError, validate_repo_id
-
     if text.count("/") != 1 or text.startswith((".", "~", "/")) or "\\" in text:
         return False
     try:
@@ -85,8 +91,6 @@ def looks_like_hub_id(text: str) -> bool:
 
 def resolve_model_source(spec: Union[str, os.PathLike]) -> ModelSource:
     """What ``spec`` names, without loading anything (raises :class:`ModelLoadError` when it can name nothing)."""
-    import timm
-
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_dir():
@@ -161,9 +165,7 @@ def load_video_pipeline(
     device: Union[str, torch.device, None] = None,
     **pipeline_kwargs: Any,
 ) -> "DeepfakeVideoDetectionPipeline":
-    """A ready :class:`~dldfd_hf.pipelines.DeepfakeVideoDetectionPipeline` for ``spec`` (see :func:`load_model`)."""
-    from .pipelines import TASK, DeepfakeVideoDetectionPipeline
-
+    """A ready :class:`~dldfd_hf.inference.pipelines.DeepfakeVideoDetectionPipeline` for ``spec`` (see :func:`load_model`)."""
     model, processor = load_model(spec, device=device)
     return DeepfakeVideoDetectionPipeline(
         model=model,
@@ -174,13 +176,25 @@ def load_video_pipeline(
     )
 
 
+def load_pipeline_with_notice(
+    spec: Union[str, os.PathLike, None] = None,
+    device: Union[str, torch.device, None] = None,
+    **pipeline_kwargs: Any,
+) -> Tuple["DeepfakeVideoDetectionPipeline", Optional[str]]:
+    """``(pipeline, notice)`` for an application: :func:`load_video_pipeline` on ``device``
+    (default: a GPU when there is one), and the :class:`RandomWeightsWarning` text as ``notice``
+    to show prominently (None when the weights are trained) rather than as a warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RandomWeightsWarning)
+        detector = load_video_pipeline(spec, device=device or default_device(), **pipeline_kwargs)
+    for warning in caught:
+        if not issubclass(warning.category, RandomWeightsWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    notices = [str(w.message) for w in caught if issubclass(w.category, RandomWeightsWarning)]
+    return detector, (notices[0] if notices else None)
+
+
 def _load(source: ModelSource, location: str) -> Tuple[Any, Any]:
-    import timm
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-    from .configuration_dldfd import DLDFDConfig
-    from .modeling_dldfd import DLDFDForImageClassification, image_processor_for
-
     if source in ("architecture", "pretrained-tag"):
         network = timm.create_model(location, pretrained=source == "pretrained-tag")
         model = DLDFDForImageClassification.from_timm(network)
@@ -205,10 +219,6 @@ def _check_model_type(source: ModelSource, text: str, location: str) -> None:
     and ask on a terminal whether to run it. A config.json that cannot be read (missing, not JSON,
     a Hub repo that cannot be reached) is left to the loader, which reports it.
     """
-    import json
-
-    from .configuration_dldfd import DLDFDConfig
-
     if source == "folder":
         config_file: Optional[Path] = Path(location) / "config.json"
     else:
@@ -231,8 +241,6 @@ def _check_model_type(source: ModelSource, text: str, location: str) -> None:
 
 def _hub_config_file(repo_id: str) -> Optional[Path]:
     """The repo's config.json (downloaded, or from the cache when offline); None when unavailable."""
-    from huggingface_hub import hf_hub_download
-
     try:
         return Path(hf_hub_download(repo_id, "config.json"))
     except Exception:  # offline and not cached, no such repo, ...: the loader reports it
@@ -261,8 +269,6 @@ def _failure_message(source: ModelSource, text: str, location: str, err: Excepti
 def _unreadable_weights(folder: Path) -> Tuple[Optional[Path], Optional[Exception]]:
     """The first ``*.safetensors`` file in ``folder`` whose header cannot be read (a cheap check:
     the header lists every tensor's byte range, so a truncated file fails it), and the error."""
-    from safetensors import safe_open
-
     for path in sorted(folder.glob("*.safetensors")):
         try:
             with safe_open(str(path), framework="pt"):
@@ -273,8 +279,6 @@ def _unreadable_weights(folder: Path) -> Tuple[Optional[Path], Optional[Exceptio
 
 
 def _is_safetensors_error(err: BaseException) -> bool:
-    from safetensors import SafetensorError
-
     while err is not None:
         if isinstance(err, SafetensorError):
             return True

@@ -1,4 +1,4 @@
-"""One model folder (or Hub repo) that timm, transformers and the pipelines all load.
+"""The model folder format: one folder (or Hub repo) that timm, transformers and the pipelines all load.
 
 An exported folder holds exactly one set of weights and one config::
 
@@ -8,34 +8,36 @@ An exported folder holds exactly one set of weights and one config::
     preprocessor_config.json   resize + ImageNet normalisation, for pipeline("image-classification")
     configuration_dldfd.py     remote-code shims: AutoModelForImageClassification.from_pretrained(
     modeling_dldfd.py              repo, trust_remote_code=True) works without importing dldfd_hf first
-    README.md                  the model card (:mod:`dldfd_hf.cards`)
+    README.md                  the model card (written by :func:`dldfd_hf.hub.export_model`)
 
 The weights are stored in the timm layout because that is the one layout every door reads without a
 conversion step: timm (``hf-hub:``, a registered name, ``local-dir:``, ``checkpoint_path``, a plain
 ``load_state_dict``) and transformers (which adds its base-model prefix on load).
+
+This module sits below :mod:`dldfd_hf.modeling_dldfd` (whose ``save_pretrained`` writes these files),
+so it knows the transformers model only by its two attributes, ``dldfd`` and ``config``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
-
-import torch
-from safetensors.torch import save_file
-from torch import nn
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
 import timm
+import torch
 import transformers
+from safetensors.torch import save_file
+from torch import nn
+from transformers import ViTImageProcessor
 
-from .cards import template_text
+from ._io import PathLike
 from .configuration_dldfd import DLDFDConfig
-from .modeling_dldfd import DLDFDForImageClassification, image_processor_for
 from .models.dldfd import DLDFD
+from .templates import template_text
+
+if TYPE_CHECKING:  # for the annotations only: the modeling module imports this one
+    from .modeling_dldfd import DLDFDForImageClassification
 
 __all__ = [
     "AUTO_MAP",
@@ -43,15 +45,13 @@ __all__ = [
     "REMOTE_CODE_FILES",
     "ModelFolderError",
     "check_model_folder",
-    "export_model",
     "hub_config",
+    "image_processor_for",
     "is_trained",
+    "network_and_config",
     "save_model_folder",
-    "write_folder",
     "write_model_files",
 ]
-
-_logger = logging.getLogger(__name__)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -81,8 +81,7 @@ FALLBACK_ARCHITECTURE = "dldfd_resnet50"
 # pretrained_cfg entries that describe where weights came from, not what they are.
 _SOURCE_KEYS = {"url", "file", "hf_hub_id", "hf_hub_filename", "source", "state_dict", "tag"}
 
-ModelLike = Union[DLDFD, DLDFDForImageClassification]
-PathLike = Union[str, os.PathLike]
+ModelLike = Union[DLDFD, "DLDFDForImageClassification"]
 
 
 class ModelFolderError(FileNotFoundError):
@@ -92,12 +91,28 @@ class ModelFolderError(FileNotFoundError):
 # --------------------------------------------------------------------------------------------------
 # config.json: the timm half and the transformers half
 # --------------------------------------------------------------------------------------------------
-def _split(model: ModelLike) -> Tuple[DLDFD, DLDFDConfig]:
+def image_processor_for(config: DLDFDConfig) -> ViTImageProcessor:
+    """The image processor that matches a config: resize to the input size, ImageNet normalisation.
+
+    Face crops are already square and tight, so there is no centre crop.
+    """
+    return ViTImageProcessor(
+        do_resize=True,
+        size={"height": config.image_size, "width": config.image_size},
+        do_rescale=True,
+        do_normalize=True,
+        image_mean=list(config.image_mean),
+        image_std=list(config.image_std),
+    )
+
+
+def network_and_config(model: ModelLike) -> Tuple[DLDFD, DLDFDConfig]:
     """The timm module and a config describing it, for either front door's model."""
-    if isinstance(model, DLDFDForImageClassification):
-        return model.dldfd, model.config
     if isinstance(model, DLDFD):
         return model, DLDFDConfig.from_timm(model)
+    network, config = getattr(model, "dldfd", None), getattr(model, "config", None)
+    if isinstance(network, DLDFD) and isinstance(config, DLDFDConfig):  # a DLDFDForImageClassification
+        return network, config
     raise TypeError(
         f"expected a timm DLDFD module or a DLDFDForImageClassification, got {type(model).__name__}"
     )
@@ -153,14 +168,14 @@ def _pretrained_cfg(model: DLDFD, config: DLDFDConfig, architecture: str) -> Dic
         num_classes=config.head_num_classes,
         label_names=config.class_names(),
         first_conv="stem.conv",
-        classifier=model.pretrained_cfg_classifier(),
+        classifier=model.get_classifier(name_only=True),
     )
     return _jsonable(cfg)
 
 
 def hub_config(model: ModelLike) -> Dict[str, Any]:
     """The ``config.json`` of an exported folder: transformers' config plus timm's keys."""
-    network, config = _split(model)
+    network, config = network_and_config(model)
     architecture = _timm_architecture(config)
     config = DLDFDConfig.from_dict({**config.to_dict(), "timm_architecture": architecture})
     hf = config.to_diff_dict()
@@ -190,7 +205,7 @@ def hub_config(model: ModelLike) -> Dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Export
+# Writing
 # --------------------------------------------------------------------------------------------------
 def is_trained(model: ModelLike) -> Optional[bool]:
     """Has this network ever seen a training batch? ``None`` when it cannot be told.
@@ -199,7 +214,7 @@ def is_trained(model: ModelLike) -> Optional[bool]:
     Freshly built networks, and ones whose only weights are an ImageNet backbone, have zero in every
     BN layer of the stem (a new layer) and usually everywhere else.
     """
-    network, _ = _split(model)
+    network, _ = network_and_config(model)
     counters = [m.num_batches_tracked for m in network.modules()
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.num_batches_tracked is not None]
     if not counters:
@@ -211,35 +226,6 @@ def is_trained(model: ModelLike) -> Optional[bool]:
     return bool(any(int(c) > 0 for c in counters))
 
 
-def write_folder(output_dir: PathLike, fill: Callable[[Path], None], *, overwrite: bool = False) -> Path:
-    """Create ``output_dir`` by calling ``fill`` on a temporary sibling folder, then renaming it into place.
-
-    A failure leaves no half-written folder behind, and an existing folder (``overwrite=True``) is
-    only replaced once the new one is complete.
-    """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise NotADirectoryError(f"{output_dir} exists and is not a folder")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{output_dir} is not empty (pass overwrite=True / --overwrite to replace it)")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; the result is an ordinary folder
-    try:
-        fill(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if output_dir.exists():
-        previous = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-        output_dir.rename(previous / "folder")
-        staging.rename(output_dir)
-        shutil.rmtree(previous, ignore_errors=True)
-    else:
-        staging.rename(output_dir)
-    return output_dir
-
-
 def write_model_files(model: ModelLike, folder: PathLike, *, weights: bool = True) -> Dict[str, Any]:
     """Write config, preprocessor config, remote-code shims and (``weights=True``) the weights.
 
@@ -247,7 +233,7 @@ def write_model_files(model: ModelLike, folder: PathLike, *, weights: bool = Tru
     transformers wrote the weights, so every saved or exported folder has the same files.
     Returns the written ``config.json`` content.
     """
-    network, config = _split(model)
+    network, config = network_and_config(model)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if weights:
@@ -264,47 +250,6 @@ def write_model_files(model: ModelLike, folder: PathLike, *, weights: bool = Tru
 def save_model_folder(model: ModelLike, folder: PathLike) -> Dict[str, Any]:
     """Write weights, config, preprocessor config and remote-code shims into ``folder``; returns the config."""
     return write_model_files(model, folder, weights=True)
-
-
-def export_model(
-    model: ModelLike,
-    output_dir: PathLike,
-    *,
-    repo_id: Optional[str] = None,
-    results: Any = None,
-    training: Optional[Mapping[str, Any]] = None,
-    trained: Optional[bool] = None,
-    overwrite: bool = False,
-) -> Path:
-    """Export ``model`` to ``output_dir``: weights, config, preprocessing, remote code and model card.
-
-    Args:
-        model: a timm ``DLDFD`` module or a ``DLDFDForImageClassification``.
-        output_dir: the folder to write; written atomically (a temporary sibling renamed into place).
-        repo_id: the Hub id the folder is meant for (used in the card's usage snippets).
-        results: evaluation JSON (path, dict or :class:`~dldfd_hf.cards.EvaluationReport`) whose
-            metrics fill the card's ``model-index`` and results table; None = a card without results.
-        training: training details for the card (see :func:`dldfd_hf.cards.render_model_card`).
-        trained: whether the weights are trained; None = infer from the BatchNorm batch counters
-            (:func:`is_trained`). An untrained export gets a warning at the top of its card.
-        overwrite: replace an existing non-empty ``output_dir``.
-    """
-    from .cards import load_evaluation, render_model_card
-
-    output_dir = Path(output_dir)
-    report = load_evaluation(results) if results is not None else None
-    if trained is None:
-        trained = is_trained(model)
-    if trained is False:
-        _logger.warning("exporting an untrained DLDFD model: its card says so")
-
-    def fill(folder: Path) -> None:
-        hf_config = save_model_folder(model, folder)
-        card = render_model_card(hf_config, repo_id=repo_id, results=report, training=training, trained=trained)
-        card.save(folder / CARD_NAME)
-
-    write_folder(output_dir, fill, overwrite=overwrite)
-    return output_dir
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,18 +9,17 @@ the ``benchmarks/dev_fakes.py`` JSON. ``hub_card/render.py`` writes it to ``hub_
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .cards import template_text
-from .models.dldfd import SHIPPED_MODEL
+from .._io import PathLike
+from ..models.dldfd import SHIPPED_MODEL
+from ..templates import template_text
 
 __all__ = ["DEV_TARGET_AUC", "dev_fakes_rows", "render_shipped_model_card"]
 
-PathLike = Union[str, os.PathLike]
 DEV_TARGET_AUC = 0.80  # the project's bar on both development sets
 # Words in a licence that make a source non-commercial (its weights inherit that).
 _NONCOMMERCIAL = ("non-commercial", "research", "cc by-nc")

@@ -5,7 +5,7 @@ Grad-CAM heatmaps, the JSON download).
 It lives in the package, not beside the app, because a Space holds only ``app.py`` and the
 pip-installed ``dldfd-hf``. Nothing here imports gradio: it is plain data in, plain data out, so it
 is testable without a server. Inference goes through the ``deepfake-video-detection`` pipeline and
-the rows of ``dldfd detect`` (:func:`dldfd_hf.commands.detect.result_row`), so the demo and the CLI
+the rows of ``dldfd detect`` (:func:`dldfd_hf.inference.records.result_row`), so the demo and the CLI
 give the same verdict and per-frame records for the same file and model.
 """
 
@@ -14,22 +14,31 @@ from __future__ import annotations
 import os
 import stat
 import uuid
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
-import torch
+import pandas as pd
+from huggingface_hub import metadata_load
 from PIL import Image, ImageDraw, ImageFont
 
-from ._io import atomic_write_text
-from .commands.detect import format_rows, result_row
-from .labels import FAKE, LABEL_NAMES, REAL
+from .._io import PathLike, atomic_write_text
+from ..labels import FAKE, LABEL_NAMES, REAL
+from .explain import grad_cam, overlay_heatmap
+from .loading import DEFAULT_MODEL
 from .media import MediaError, load_image, media_kind
-from .voting import STRATEGIES
-
-if TYPE_CHECKING:
-    import pandas as pd
+from .records import format_rows, result_row
+from .video import VideoReader
+from .voting import STRATEGIES, check_strategy, check_threshold
 
 __all__ = [
     "MODEL_ENV",
@@ -37,7 +46,6 @@ __all__ = [
     "InputRejected",
     "Analysis",
     "resolve_model_spec",
-    "load_demo_pipeline",
     "check_upload",
     "check_num_frames",
     "analyse_video",
@@ -61,7 +69,6 @@ PLOT_SERIES = ("P(fake)", "threshold")
 FACES_TABLE_COLUMNS = ["face", "P(fake)", "looks", "face confidence", "box (x1, y1, x2, y2)"]
 
 ProgressFn = Callable[[float, str], None]
-PathLike = Union[str, os.PathLike]
 
 
 @dataclass(frozen=True)
@@ -102,37 +109,18 @@ class Analysis:
 def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = None) -> str:
     """The model the demo runs: ``--model``, else ``$DLDFD_MODEL``, else the first ``models`` entry
     of the Space card (``README.md`` beside the app, as the Space export writes it), else the
-    detector shipped inside the package (:data:`~dldfd_hf.loading.DEFAULT_MODEL`: nothing is fetched
+    detector shipped inside the package (:data:`~dldfd_hf.inference.loading.DEFAULT_MODEL`: nothing is fetched
     that nobody asked for)."""
     if cli_model:
         return cli_model
     if os.environ.get(MODEL_ENV):
         return os.environ[MODEL_ENV]
     if app_dir is not None and (Path(app_dir) / "README.md").is_file():
-        from huggingface_hub import metadata_load
-
         models = (metadata_load(Path(app_dir) / "README.md") or {}).get("models") or []
         if models:
             return str(models[0])
-    from .loading import DEFAULT_MODEL
 
     return DEFAULT_MODEL
-
-
-def load_demo_pipeline(spec: str, device: Optional[str] = None) -> Tuple[Any, Optional[str]]:
-    """``(pipeline, notice)``: the deepfake-video-detection pipeline for ``spec`` and, when its
-    weights are random (an architecture name), a warning to show on the page.
-
-    Raises :class:`~dldfd_hf.loading.ModelLoadError` when ``spec`` cannot be loaded."""
-    from .loading import RandomWeightsWarning, load_video_pipeline
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", RandomWeightsWarning)
-        detector = load_video_pipeline(spec, device=device)
-    notices = [str(w.message) for w in caught if issubclass(w.category, RandomWeightsWarning)]
-    return detector, (notices[0] if notices else None)
 
 
 def check_upload(path: Optional[PathLike], limits: DemoLimits, what: str = "file") -> Path:
@@ -163,19 +151,17 @@ def check_num_frames(num_frames: Any, limits: DemoLimits) -> int:
 
 
 def _check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise InputRejected(f"Unknown voting strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
-    return strategy
+    try:
+        return check_strategy(strategy, "demo")
+    except ValueError:
+        raise InputRejected(f"Unknown voting strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.") from None
 
 
 def _check_threshold(threshold: Any) -> float:
     try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise InputRejected(f"The threshold must be a number between 0 and 1, got {threshold!r}.")
-    return value
+        return check_threshold(threshold, "demo")
+    except ValueError:
+        raise InputRejected(f"The threshold must be a number between 0 and 1, got {threshold!r}.") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -199,8 +185,6 @@ def analyse_video(
     Raises :class:`InputRejected` (with the message for the user) for anything the demo will not
     process: no/empty/too big/unreadable file, a photo, a video over the length limit, bad settings.
     """
-    from .video import VideoReader
-
     report = progress or (lambda fraction, message: None)
     path = check_upload(path, limits, "video")
     num_frames = check_num_frames(num_frames, limits)
@@ -299,8 +283,6 @@ def verdict_details(row: Dict[str, Any], strategy: str, threshold: float) -> str
 def probability_plot_data(row: Dict[str, Any], threshold: float) -> "pd.DataFrame":
     """A long-form ``pandas.DataFrame`` (``time (s)``, ``P(fake)``, ``series``): one point per scored
     frame, and the threshold as a horizontal line over the same time span."""
-    import pandas as pd
-
     points = [(record["time"] if record["time"] is not None else float(record["index"]), record["fake_prob"])
               for record in row["frames"] if record["fake_prob"] is not None]
     columns = ["time (s)", "P(fake)", "series"]
@@ -327,8 +309,6 @@ def gallery_items(analysis: Analysis) -> List[Tuple[Image.Image, str]]:
 
 def explain_crops(detector: Any, crops: Sequence[Image.Image], batch_size: int = 16) -> List[Image.Image]:
     """A Grad-CAM heatmap (evidence for "fake", backbone's last stage) over each crop."""
-    from .explain import grad_cam, overlay_heatmap
-
     if not crops:
         return []
     model = detector.model
@@ -369,8 +349,6 @@ def draw_faces(image: Image.Image, records: Sequence[Dict[str, Any]], threshold:
 
 def faces_table(records: Sequence[Dict[str, Any]], threshold: float) -> "pd.DataFrame":
     """One row per scored face (numbered as in :func:`draw_faces`), as a ``pandas.DataFrame``."""
-    import pandas as pd
-
     rows = []
     scored = [record for record in records if record["box"] is not None and record["fake_prob"] is not None]
     for number, record in enumerate(scored, start=1):

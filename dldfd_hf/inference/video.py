@@ -30,9 +30,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
+import av
 import numpy as np
 
-from ._io import atomic_path
+from .._io import atomic_path
 from .media import MediaError, PathLike, file_problem
 
 __all__ = [
@@ -255,8 +256,6 @@ class VideoReader:
 
     def _seek(self, keyframe: int) -> None:
         """Position the decoder at ``keyframe`` (or ``_seek_back`` keyframes earlier)."""
-        import av
-
         index = self._frame_index()
         position = bisect.bisect_left(index.keyframes, keyframe)
         landing = index.keyframes[max(0, position - self._seek_back)]
@@ -279,8 +278,6 @@ class VideoReader:
         self._fresh_seek = True
 
     def _decode(self) -> Iterator[Tuple[Optional[int], Any]]:
-        import av
-
         index = self._frame_index()
         codec = self._stream.codec_context
         try:
@@ -358,8 +355,6 @@ def iter_frames(path: PathLike, step: int = 1) -> Iterator[Frame]:
 
 
 def _iter_frames(path: str, step: int) -> Iterator[Frame]:
-    import av
-
     count = 0
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -407,8 +402,6 @@ def write_video(
     only once complete (written under a unique temporary name, see :mod:`dldfd_hf._io`, then
     renamed); a failed encode leaves nothing behind.
     """
-    import av
-
     path = Path(path)
     muxer = _muxer_for(path)  # from the real name: the temporary one has no video extension
     rate = Fraction(fps).limit_denominator(1001)
@@ -448,8 +441,6 @@ def _muxer_for(path: Path) -> str:
     Opening a container for writing only allocates the muxer; the file is created when the
     header is written, so ``path`` itself is not touched.
     """
-    import av
-
     try:
         container = av.open(str(path), mode="w")
     except (av.error.FFmpegError, ValueError) as err:
@@ -470,8 +461,6 @@ def _check_file(path: str) -> None:
 
 
 def _open(path: str) -> Any:
-    import av
-
     try:
         return av.open(path, mode="r")
     except av.error.FFmpegError as err:
@@ -490,8 +479,6 @@ def _video_stream(container: Any, path: str) -> Any:
 
 def _build_index(path: str, stream_index: int) -> _FrameIndex:
     """Demux (no decoding) the video stream once: timestamps and keyframe flags of all frames."""
-    import av
-
     pts: List[int] = []
     keyframe_pts: List[int] = []
     missing_pts = 0

@@ -15,14 +15,29 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, get_args
 
-from .labels import FAKE, ID2LABEL, REAL
+from ..labels import FAKE, ID2LABEL, REAL
 
-__all__ = ["FrameRecord", "Verdict", "vote", "STRATEGIES"]
+__all__ = ["FrameRecord", "Verdict", "vote", "STRATEGIES", "check_strategy", "check_threshold"]
 
-STRATEGIES = ("majority", "mean")
 Strategy = Literal["majority", "mean"]
+STRATEGIES: Tuple[str, ...] = get_args(Strategy)  # the CLI, pipeline, demo and configs offer these
+
+
+def check_strategy(strategy: Any, where: str) -> str:
+    """``strategy`` if it names a voting strategy, else a ValueError that starts with ``where``."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"{where}: strategy must be one of {STRATEGIES}, got {strategy!r}")
+    return strategy
+
+
+def check_threshold(threshold: Any, where: str) -> float:
+    """``threshold`` as a float if it is a real number in [0, 1] (Python or NumPy; not a bool or a
+    string), else a ValueError that starts with ``where``."""
+    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and 0.0 <= threshold <= 1.0):
+        raise ValueError(f"{where}: threshold must be a number in [0, 1], got {threshold!r}")
+    return float(threshold)
 
 
 @dataclass
@@ -99,11 +114,8 @@ def vote(
             real number in [0, 1] (Python or NumPy).
         records: per-frame records to keep in the verdict (not used for the decision).
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"vote: strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if not (isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) and 0.0 <= threshold <= 1.0):
-        raise ValueError(f"vote: threshold must be a number in [0, 1], got {threshold!r}")
-    threshold = float(threshold)
+    check_strategy(strategy, "vote")
+    threshold = check_threshold(threshold, "vote")
     probs: List[float] = []
     without_face = 0
     for i, p in enumerate(fake_probs):

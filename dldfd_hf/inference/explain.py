@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .models.dldfd import fake_logit
+from ..models.dldfd import fake_logit
 
 __all__ = ["grad_cam", "overlay_heatmap"]
 

@@ -16,6 +16,8 @@ from typing import Literal, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .._io import PathLike
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
@@ -28,7 +30,6 @@ __all__ = [
     "to_rgb_array",
 ]
 
-PathLike = Union[str, os.PathLike]
 ImageLike = Union[np.ndarray, Image.Image]
 
 IMAGE_EXTENSIONS = frozenset({
