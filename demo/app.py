@@ -26,6 +26,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from dldfd_hf.inference.loading import ModelLoadError, describe_model, load_pipeline_with_notice  # noqa: E402
+from dldfd_hf.inference.voting import STRATEGIES  # noqa: E402
 from dldfd_hf.inference.analysis import (  # noqa: E402
     FAKE_COLOUR,
     FACES_TABLE_COLUMNS,
@@ -156,7 +157,7 @@ def _video_settings(limits: DemoLimits) -> list[gr.components.Component]:
     video = gr.Video(label="Video", sources=["upload"], height=300, elem_id="video-input")
     num_frames = gr.Slider(1, limits.max_frames, value=min(32, limits.max_frames), step=1,
                            label="Frames to sample", info="evenly spaced over the video", elem_id="video-frames")
-    strategy = gr.Radio(["majority", "mean"], value="majority", label="Voting strategy",
+    strategy = gr.Radio(list(STRATEGIES), value="majority", label="Voting strategy",
                         info="majority: the paper's vote of the frames; mean: mean P(fake)")
     threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
                           info="P(fake) at which a frame counts as fake")

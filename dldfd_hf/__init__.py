@@ -31,7 +31,7 @@ _moved.install()  # dldfd_hf.video, dldfd_hf.cards, ...: the paths from before t
 
 
 def __getattr__(name: str) -> Any:
-    if name in _moved.MOVED:  # ``dldfd_hf.inference.loading.load_model`` without importing dldfd_hf.inference.loading first
+    if name in _moved.MOVED:  # ``dldfd_hf.loading.load_model`` without importing dldfd_hf.loading first
         return _moved.import_moved(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -80,9 +80,10 @@ def run(args: argparse.Namespace) -> int:
         if reason is not None:
             _error(f"cannot write --output {escape_path(str(args.output))}: {reason}")
             return 2
+    model = args.model or DEFAULT_MODEL
     device = args.device or default_device()
     try:
-        detector, notice = load_pipeline_with_notice(args.model or DEFAULT_MODEL, device=device)
+        detector, notice = load_pipeline_with_notice(model, device=device)
     except ModelLoadError as err:
         _error(str(err))
         return 2
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if notice:
         print(f"\n{'!' * 78}\nWARNING: {notice}\n{'!' * 78}\n", file=sys.stderr)
-    print(f"model: {describe_model(args.model or DEFAULT_MODEL)}", file=sys.stderr)
+    print(f"model: {describe_model(model)}", file=sys.stderr)
 
     rows = [
         detect_file(detector, path, num_frames=args.frames, strategy=args.strategy,

@@ -30,4 +30,3 @@ def check_output_folder(path: PathLike, what: str = "OUTPUT", error: type[Except
     if path.exists() and not path.is_dir():
         raise error(f"{what} {path} exists and is a file, not a folder: choose a new folder (or an unfinished one to resume)")
     return path
-

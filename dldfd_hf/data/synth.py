@@ -259,7 +259,6 @@ def _plan_segments(
 
 def _frames(path: Path) -> Iterator[np.ndarray]:
     # Odd-sized frames are fine: write_video crops them to the even sides yuv420p needs.
-
     for frame in iter_frames(path):
         yield frame.image
 

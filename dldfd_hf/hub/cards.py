@@ -419,7 +419,7 @@ def render_model_card(
     """The model card of an exported folder.
 
     Args:
-        config: the exported ``config.json`` (:func:`dldfd_hf.hub.hub_config`).
+        config: the exported ``config.json`` (:func:`dldfd_hf.model_folder.hub_config`).
         repo_id: the Hub id, used in the usage snippets (a placeholder when None).
         results: evaluation results (see :func:`load_evaluation`); None = the card says there are none
             and carries no metric values at all.

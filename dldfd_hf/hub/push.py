@@ -154,7 +154,7 @@ def prepare_space_folder(
         requirement: the dldfd-hf requirement line (default: ``dldfd-hf==<installed version>``;
             a ``dldfd-hf @ git+https://...`` URL works too).
     """
-    import gradio  # for its version only: seconds to import, which every `dldfd` command would pay at the top
+    import gradio  # for its version only: seconds to import, which build-ffpp / merge-ffpp would pay at the top
 
     demo_dir = Path(demo_dir)
     missing = [name for name in SPACE_FILES if not (demo_dir / name).is_file()]

@@ -119,7 +119,6 @@ def resolve_model_spec(cli_model: Optional[str], app_dir: Optional[PathLike] = N
         models = (metadata_load(Path(app_dir) / "README.md") or {}).get("models") or []
         if models:
             return str(models[0])
-
     return DEFAULT_MODEL
 
 

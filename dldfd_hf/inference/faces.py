@@ -16,7 +16,7 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from facenet_pytorch import MTCNN  # heavy import, only when a cropper is built
+from facenet_pytorch import MTCNN
 from PIL import Image
 
 from .media import ImageLike, to_rgb_array

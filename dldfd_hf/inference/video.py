@@ -33,8 +33,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import av
 import numpy as np
 
-from .._io import atomic_path
-from .media import MediaError, PathLike, file_problem
+from .._io import PathLike, atomic_path
+from .media import MediaError, file_problem
 
 __all__ = [
     "VideoReadError",

@@ -172,7 +172,6 @@ def group_videos(
 
 def _verdicts(videos: List[VideoScores], strategy: str, threshold: float) -> List[VideoScores]:
     # The voting rule (ties, thresholds) lives in dldfd_hf.inference.voting; metrics only consume verdicts.
-
     for video in videos:
         verdict = vote(video.fake_probs, strategy=strategy, threshold=threshold)
         # Every grouped video has at least one frame, so the verdict always has a label.

@@ -6,7 +6,7 @@ writes (model, optimizer, scheduler, grad scaler, RNG states), plus:
 - ``trainer_state.json``: epoch, batches already consumed in that epoch, optimizer steps, the
   validation history and the best metric so far (JSON: readable, nothing to unpickle);
 - ``config.json``: the model's :class:`~dldfd_hf.DLDFDConfig`, so the checkpoint folder is also a
-  model folder (``dldfd_hf.hub.load_model`` / ``examples/evaluate.py --model`` read it).
+  model folder (``dldfd_hf.inference.loading.load_model`` / ``examples/evaluate.py --model`` read it).
 
 It is written to a temporary sibling and renamed into place, so a run killed while saving leaves
 no half-written checkpoint behind. :func:`validate_checkpoint` checks a checkpoint's files (damaged
