@@ -65,10 +65,10 @@ def media_kind(path: PathLike) -> Optional[Literal["image", "video"]]:
 
 
 def file_problem(path: PathLike) -> Optional[str]:
-    """Why ``path`` is not a regular file to read ("no such file", "symlink loop", "not a regular
-    file", ...), None when it is one."""
+    """Why ``path`` is not a file to read ("no such file", "symlink loop", "not a regular file",
+    "empty file (0 bytes)", ...), None when it is a non-empty regular file."""
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except OSError as err:
         if err.errno == errno.ELOOP:
             return "symlink loop"
@@ -77,7 +77,9 @@ def file_problem(path: PathLike) -> Optional[str]:
         return (err.strerror or type(err).__name__).lower()
     except ValueError as err:  # e.g. a NUL byte in the name
         return f"invalid file name ({err})"
-    return None if stat.S_ISREG(mode) else "not a regular file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    return None if info.st_size else "empty file (0 bytes)"
 
 
 def load_image(path: PathLike) -> Image.Image:
@@ -90,8 +92,6 @@ def load_image(path: PathLike) -> Image.Image:
     problem = file_problem(path)
     if problem is not None:
         raise ImageReadError(path, problem)
-    if path.stat().st_size == 0:
-        raise ImageReadError(path, "empty file (0 bytes)")
     try:
         with Image.open(path) as image:
             image.load()  # decode now, so a truncated file fails here and not later

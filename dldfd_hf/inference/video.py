@@ -452,12 +452,9 @@ def _muxer_for(path: Path) -> str:
 
 
 def _check_file(path: str) -> None:
-    p = Path(path)
-    problem = file_problem(p)
+    problem = file_problem(path)
     if problem is not None:
         raise VideoReadError(path, problem)
-    if p.stat().st_size == 0:
-        raise VideoReadError(path, "empty file (0 bytes)")
 
 
 def _open(path: str) -> Any:
