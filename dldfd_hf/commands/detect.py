@@ -6,10 +6,12 @@ fakeness the verdict thresholds (fake-vote ratio for ``majority``, mean P(fake) 
 ``warning`` says when a verdict may rest on less than the whole file (a video that looks truncated).
 
 Exit status: 0 all files scored; 1 some file failed (its row says why); 2 nothing was done: bad
-arguments, no files, a model that cannot be loaded, or an ``--output`` that cannot be written
-(checked before any file is scored: an existing directory, a folder where no file can be created,
-a file that cannot be replaced); 3 every file was scored but writing ``--output`` failed at the end:
-the results are then printed on stdout instead, and stderr says where they could not be written.
+arguments, no files, a model that cannot be loaded, or an ``--output`` that cannot be written or
+must not be (checked before any file is scored: an existing directory, a folder where no file can
+be created, a file that cannot be replaced, one of the inputs); 3 every file was scored but writing
+``--output`` failed at the end: the results are then printed on stdout instead, and stderr says
+where they could not be written; 130 interrupted (Ctrl-C): the rows of the files already scored
+are written as usual (to ``--output`` or stdout), and stderr says how far it got.
 
 Rows and their formats are :mod:`dldfd_hf.inference.records`.
 """
@@ -17,8 +19,10 @@ Rows and their formats are :mod:`dldfd_hf.inference.records`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from tqdm.auto import tqdm
 
@@ -41,6 +45,7 @@ from ..inference.voting import STRATEGIES
 from ._args import positive_int, threshold
 
 EXIT_OUTPUT_NOT_WRITTEN = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         _error(f"no image or video files found in: {' '.join(args.paths)}")
         return 2
     if args.output is not None:
+        clash = input_at(args.output, files)
+        if clash is not None:  # the results would replace a user's photo or video
+            _error(f"--output {escape_path(str(args.output))} is the input file {escape_path(str(clash))}; "
+                   "refusing to overwrite it (name another file)")
+            return 2
         # Before any work: an output that cannot be written must not cost the whole run.
         reason = unwritable_reason(args.output)
         if reason is not None:
@@ -94,12 +104,64 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{'!' * 78}\nWARNING: {notice}\n{'!' * 78}\n", file=sys.stderr)
     print(f"model: {describe_model(model)}", file=sys.stderr)
 
-    rows = [
-        detect_file(detector, path, num_frames=args.frames, strategy=args.strategy,
-                    threshold=args.threshold, batch_size=args.batch_size)
-        for path in tqdm(files, desc="detect", unit="file", disable=args.no_progress, file=sys.stderr)
-    ]
+    rows, interrupted = _score_files(detector, files, args)
+    if interrupted and not rows:  # nothing to keep: leave a previous --output as it was
+        print(f"dldfd detect: interrupted before any of the {len(files)} file(s) was scored; nothing written",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    written = _write_results(rows, args)
+    failed = sum(row["error"] is not None for row in rows)
+    if interrupted:
+        print(f"dldfd detect: interrupted: {len(rows)} of {len(files)} file(s) scored; their rows are written above"
+              if args.output is None or not written else
+              f"dldfd detect: interrupted: {len(rows)} of {len(files)} file(s) scored; their rows are in "
+              f"{escape_path(str(args.output))}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if failed:
+        print(f"dldfd detect: {failed} of {len(rows)} file(s) failed", file=sys.stderr)
+    if not written:
+        return EXIT_OUTPUT_NOT_WRITTEN
+    return 1 if failed else 0
 
+
+def input_at(output: Path, files: Sequence[Path]) -> Optional[Path]:
+    """The input among ``files`` that ``output`` names, after following links (or a hard link to
+    it), else None: writing the results there would destroy it."""
+    target = os.path.realpath(output)
+    try:
+        target_stat: Optional[os.stat_result] = os.stat(output)
+    except (OSError, ValueError):  # not there yet: only a name can clash
+        target_stat = None
+    for path in files:
+        if os.path.realpath(path) == target:
+            return path
+        if target_stat is not None:
+            try:
+                if os.path.samestat(os.stat(path), target_stat):
+                    return path
+            except (OSError, ValueError):  # an input that is no file: its row will say so
+                continue
+    return None
+
+
+def _score_files(detector: Any, files: List[Path], args: argparse.Namespace) -> Tuple[List[Dict[str, Any]], bool]:
+    """``(rows, interrupted)``: one row per file scored; a Ctrl-C stops the loop, keeping the rows done."""
+    rows: List[Dict[str, Any]] = []
+    progress = tqdm(files, desc="detect", unit="file", disable=args.no_progress, file=sys.stderr)
+    try:
+        for path in progress:
+            rows.append(detect_file(detector, path, num_frames=args.frames, strategy=args.strategy,
+                                    threshold=args.threshold, batch_size=args.batch_size))
+    except KeyboardInterrupt:
+        return rows, True
+    finally:
+        progress.close()
+    return rows, False
+
+
+def _write_results(rows: List[Dict[str, Any]], args: argparse.Namespace) -> bool:
+    """Write ``rows`` to ``--output`` (atomically) or stdout; False when ``--output`` failed and
+    they went to stdout instead."""
     text = format_rows(rows, args.format)
     written = True
     if args.output is not None:
@@ -113,12 +175,7 @@ def run(args: argparse.Namespace) -> int:
                    f"({err.strerror or err}); they were printed on stdout instead")
     else:
         sys.stdout.write(text)
-    failed = sum(row["error"] is not None for row in rows)
-    if failed:
-        print(f"dldfd detect: {failed} of {len(rows)} file(s) failed", file=sys.stderr)
-    if not written:
-        return EXIT_OUTPUT_NOT_WRITTEN
-    return 1 if failed else 0
+    return written
 
 
 def _error(message: str) -> None:

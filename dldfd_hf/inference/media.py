@@ -64,22 +64,40 @@ def media_kind(path: PathLike) -> Optional[Literal["image", "video"]]:
     return None
 
 
+# What a file that is not a regular one is, for its error (``stat`` file-type tests).
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+)
+
+
 def file_problem(path: PathLike) -> Optional[str]:
-    """Why ``path`` is not a file to read ("no such file", "symlink loop", "not a regular file",
-    "empty file (0 bytes)", ...), None when it is a non-empty regular file."""
+    """Why ``path`` is not a file to read ("no such file", "symlink loop", "dangling symlink (...)",
+    "not a regular file (a named pipe (FIFO))", "empty file (0 bytes)", ...), None when it is a
+    non-empty regular file. Only ``stat`` is used: a FIFO is never opened (that would block)."""
     try:
         info = os.stat(path)
     except OSError as err:
         if err.errno == errno.ELOOP:
             return "symlink loop"
         if err.errno in (errno.ENOENT, errno.ENOTDIR):
-            return "no such file"
+            return _dangling(path) or "no such file"
         return (err.strerror or type(err).__name__).lower()
     except ValueError as err:  # e.g. a NUL byte in the name
         return f"invalid file name ({err})"
     if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
+        kind = next((name for is_kind, name in _FILE_TYPES if is_kind(info.st_mode)), None)
+        return f"not a regular file ({kind})" if kind else "not a regular file"
     return None if info.st_size else "empty file (0 bytes)"
+
+
+def _dangling(path: PathLike) -> Optional[str]:
+    """"dangling symlink (to TARGET, which does not exist)" when ``path`` is a link to nothing."""
+    try:
+        target = os.readlink(path)
+    except (OSError, ValueError):  # not a link (or gone meanwhile)
+        return None
+    return f"dangling symlink (to {target}, which does not exist)"
 
 
 def load_image(path: PathLike) -> Image.Image:

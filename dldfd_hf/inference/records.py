@@ -9,6 +9,11 @@ standard escapes of those code points (``face\\xe9.jpg`` on disk -> ``"face\\udc
 ``os.fsencode(json.loads(...))`` gives back the bytes), in CSV and in the table each such byte as
 a backslash escape ``\\xNN`` (``face\\xe9.jpg``), the form ``bytes.decode("utf-8",
 "backslashreplace")`` writes.
+
+A table row is one line whatever the file's name: its control characters (a newline, a tab, a
+terminal escape) are written as backslash escapes (``\\n``, ``\\t``, ``\\x1b``). CSV is safe to
+open in a spreadsheet: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return (which a spreadsheet would run as a formula) gets a ``'`` in front, as OWASP advises.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import csv
 import io
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -75,14 +81,19 @@ def error_row(path: str, error: Optional[str]) -> Dict[str, Any]:
 
 def collect_files(paths: Sequence[str]) -> List[Path]:
     """Files named directly (kept whatever their extension, so bad ones get an error row) plus
-    the images and videos found under folders, in sorted order, hidden files skipped."""
+    the images and videos found under folders, in sorted order, hidden files skipped.
+
+    Under a folder, an entry named like an image or video that is no regular file (a symlink loop,
+    a dangling symlink, a FIFO, ...) is kept too: its row says what it is, rather than it going
+    missing without a word. Folders are never entered through symlinks (no loop can recurse).
+    """
     files: List[Path] = []
     for name in paths:
         path = Path(name)
         if path.is_dir():
             found = [
                 p for p in sorted(path.rglob("*"))
-                if p.is_file() and media_kind(p) is not None
+                if media_kind(p) is not None and not p.is_dir()
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             ]
             files.extend(found)
@@ -100,19 +111,27 @@ def format_rows(rows: List[Dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2, ensure_ascii=True) + "\n"
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        for row in rows:
-            votes = row["votes"] or {}
-            writer.writerow([
-                escape_path(row["path"]), row["kind"] or "", row["label"] or "", _num(row["score"]),
-                _num(row["fake_score"]), votes.get("fake", ""), votes.get("real", ""), _num(row["mean_prob"]),
-                row["frames_used"], row["frames_without_face"], escape_path(row["error"] or ""),
-                escape_path(row.get("warning") or ""),
-            ])
-        return buffer.getvalue()
+        return _csv(rows)
     return _table(rows)
+
+
+def _csv(rows: List[Dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    # Python < 3.12 quotes a cell only for the line terminator's characters: a carriage return
+    # in a name would end the record for a reader. Such rows are written fully quoted.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        votes = row["votes"] or {}
+        cells = [
+            _csv_text(row["path"]), row["kind"] or "", row["label"] or "", _num(row["score"]),
+            _num(row["fake_score"]), votes.get("fake", ""), votes.get("real", ""), _num(row["mean_prob"]),
+            row["frames_used"], row["frames_without_face"], _csv_text(row["error"] or ""),
+            _csv_text(row.get("warning") or ""),
+        ]
+        (quoted if any("\r" in str(cell) for cell in cells) else writer).writerow(cells)
+    return buffer.getvalue()
 
 
 def _table(rows: List[Dict[str, Any]]) -> str:
@@ -122,10 +141,10 @@ def _table(rows: List[Dict[str, Any]]) -> str:
         votes = row["votes"]
         note = row["error"] or (f"warning: {row['warning']}" if row.get("warning") else "")
         lines.append((
-            escape_path(row["path"]), row["kind"] or "-", row["label"] or "-",
+            _table_text(row["path"]), row["kind"] or "-", row["label"] or "-",
             _num(row["score"], "-"), _num(row["fake_score"], "-"),
             f"{votes['fake']}/{votes['real']}" if votes else "-", _num(row["mean_prob"], "-"),
-            str(row["frames_without_face"]), escape_path(note),
+            str(row["frames_without_face"]), _table_text(note),
         ))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
     return "".join(
@@ -141,6 +160,24 @@ def escape_path(text: str) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a lone surrogate that no file name gave: escape it as it is
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# C0 controls, DEL and C1 controls: they would break a table row or drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Cells a spreadsheet (Excel, LibreOffice, Sheets) would evaluate as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _table_text(text: str) -> str:
+    """``text`` for one table cell: :func:`escape_path`, and control characters as ``\\n``, ``\\xNN``."""
+    return _CONTROL.sub(lambda m: _CONTROL_ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), escape_path(text))
+
+
+def _csv_text(text: str) -> str:
+    """``text`` for one CSV cell: :func:`escape_path`, and a ``'`` before a would-be formula."""
+    text = escape_path(text)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _num(value: Optional[float], missing: str = "") -> str:

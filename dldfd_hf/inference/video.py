@@ -18,6 +18,10 @@ header counts the frames (MP4, MOV, AVI). Where it does not, a file that still p
 short gets a warning (:attr:`VideoReader.warning`, ``VideoInfo.warning``): its frames span less
 than the duration the file declares (Matroska, WebM, ...), or, for MPEG program streams (``.mpg``,
 ``.vob``: nothing in them counts frames), the file ends inside a packet.
+
+Frames come upright, as players show them: a phone's portrait clip stored landscape with a
+display matrix (the old ``rotate`` tag) is turned by it (:func:`upright`). A file whose timestamps
+cannot tell its frames apart (all 0, repeated) is read by frame position in decoding order.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ __all__ = [
     "iter_sampled_frames",
     "iter_frames",
     "evenly_spaced_indices",
+    "frame_rotation",
+    "upright",
     "write_video",
 ]
 
@@ -70,6 +76,9 @@ class VideoInfo:
     codec: str = ""
     warning: Optional[str] = None
     """Why the frames may not be the whole video (a file that looks truncated), else None."""
+    rotation: int = 0
+    """Counter-clockwise degrees (0, 90, 180, 270) the stored frames are turned by to be shown
+    upright (a phone's display matrix); ``width`` and ``height`` are the upright frames'."""
 
 
 @dataclass
@@ -97,8 +106,9 @@ def evenly_spaced_indices(frame_count: int, num_frames: int) -> List[int]:
 class _FrameIndex:
     """Presentation timestamps of every frame (sorted) and the positions of the keyframes.
 
-    Streams whose packets lack timestamps get ``pts=None``: frames are then identified by their
-    decoding order and reached by decoding from the start (no seeking).
+    Streams whose packets lack timestamps, or whose timestamps repeat (all 0), get ``pts=None``:
+    frames are then identified by their decoding order and reached by decoding from the start (no
+    seeking).
     """
 
     def __init__(self, count: int, pts: Optional[List[int]], keyframe_pts: Iterable[int] = (),
@@ -178,15 +188,20 @@ class VideoReader:
             span = float((index.pts[-1] - index.pts[0]) * self.time_base)
             fps = (len(index) - 1) / span if span > 0 else 0.0
         duration = _duration(self._stream, self._container) or (len(index) / fps if fps else 0.0)
+        width, height = int(self._stream.codec_context.width), int(self._stream.codec_context.height)
+        rotation = _first_frame_rotation(self.path, self._stream.index)
+        if rotation % 180:
+            width, height = height, width
         return VideoInfo(
             path=self.path,
             fps=float(fps or 0.0),
             frame_count=len(index),
             duration=float(duration),
-            width=int(self._stream.codec_context.width),
-            height=int(self._stream.codec_context.height),
+            width=width,
+            height=height,
             codec=self._stream.codec_context.name,
             warning=index.warning,
+            rotation=rotation,
         )
 
     @property
@@ -302,7 +317,7 @@ class VideoReader:
         else:
             fps = _fps(self._stream)
             time = position / fps if fps else 0.0
-        return Frame(index=position, time=time, image=frame.to_ndarray(format="rgb24"))
+        return Frame(index=position, time=time, image=upright(frame, self._stream))
 
     def _frame_index(self) -> _FrameIndex:
         if self._index is None:
@@ -372,7 +387,7 @@ def _iter_frames(path: str, step: int) -> Iterator[Frame]:
                             time = float((frame.pts - first_pts) * time_base)
                         else:
                             time = count / fps if fps else 0.0
-                        yield Frame(index=count, time=time, image=frame.to_ndarray(format="rgb24"))
+                        yield Frame(index=count, time=time, image=upright(frame, stream))
                     count += 1
         except av.error.FFmpegError as err:
             raise VideoReadError(
@@ -393,11 +408,14 @@ def write_video(
     crf: Optional[int] = None,
     options: Optional[Dict[str, str]] = None,
     container_options: Optional[Dict[str, str]] = None,
+    rotation: int = 0,
 ) -> int:
     """Encode HxWx3 uint8 RGB frames into a video file; returns the number of frames written.
 
     ``gop`` sets the keyframe interval, ``crf`` the quality (x264: 23 default, FF++ c40 ~ 40),
-    ``options`` are codec options, ``container_options`` muxer options (e.g. ``{"movflags": "+faststart"}``).
+    ``options`` are codec options, ``container_options`` muxer options (e.g. ``{"movflags": "+faststart"}``),
+    ``rotation`` the counter-clockwise degrees players turn the frames by (a display matrix, as
+    phones write for portrait video stored landscape; MP4, MOV, Matroska).
     Odd widths/heights are cropped by one pixel (yuv420p needs even sizes). The file appears
     only once complete (written under a unique temporary name, see :mod:`dldfd_hf._io`, then
     renamed); a failed encode leaves nothing behind.
@@ -410,6 +428,8 @@ def write_video(
         with av.open(str(tmp), mode="w", format=muxer, options=dict(container_options or {})) as container:
             stream = container.add_stream(codec, rate=rate)
             stream.pix_fmt = "yuv420p"
+            if rotation % 360:
+                stream.set_display_rotation(rotation)
             codec_options = dict(options or {})
             if gop is not None:
                 codec_options["g"] = str(gop)
@@ -435,6 +455,43 @@ def write_video(
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def frame_rotation(frame: Any, stream: Any = None) -> int:
+    """Counter-clockwise degrees (0, 90, 180, 270) that turn a decoded ``frame`` upright.
+
+    From the frame's display matrix (FFmpeg attaches the stream's to every frame: phones store
+    portrait video landscape and say so there), else from a ``rotate`` tag in ``stream``'s
+    metadata (older muxers; clockwise degrees).
+    """
+    degrees = int(getattr(frame, "rotation", 0) or 0)
+    if not degrees and stream is not None:
+        tag = (stream.metadata or {}).get("rotate")
+        try:
+            degrees = -int(float(tag)) if tag else 0
+        except ValueError:  # a tag that is not a number: show the frame as stored
+            degrees = 0
+    return int(round(degrees / 90.0)) * 90 % 360
+
+
+def upright(frame: Any, stream: Any = None) -> np.ndarray:
+    """A decoded PyAV ``frame`` as an HxWx3 uint8 RGB array turned as players show it
+    (see :func:`frame_rotation`); contiguous, so it can be handed to encoders and torch as is."""
+    image = frame.to_ndarray(format="rgb24")
+    turns = frame_rotation(frame, stream) // 90
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def _first_frame_rotation(path: str, stream_index: int) -> int:
+    """:func:`frame_rotation` of the first decodable frame (0 when none decodes)."""
+    with _open(path) as container:
+        stream = container.streams[stream_index]
+        try:
+            for frame in container.decode(stream):
+                return frame_rotation(frame, stream)
+        except av.error.FFmpegError:
+            pass
+    return 0
+
+
 def _muxer_for(path: Path) -> str:
     """The FFmpeg muxer FFmpeg picks for ``path``'s extension (``.mp4`` -> mp4, ``.mkv`` -> matroska).
 
@@ -505,10 +562,13 @@ def _build_index(path: str, stream_index: int) -> _FrameIndex:
         raise VideoReadError(path, "contains no video frames")
     if expected and count < expected:
         raise VideoReadError(path, f"truncated: the file lists {expected} frames but only {count} are present")
+    # Timestamps that do not tell the frames apart (all 0: some screen recorders and muxers write
+    # no times at all) cannot place a frame: frames are then counted in decoding order instead.
+    usable = not missing_pts and len(set(pts)) == len(pts)
     warning = None
     if not expected:  # nothing counts the frames: compare with the duration, or the container's own structure
         span = None
-        if pts and fps:
+        if usable and fps:
             span = float((max(pts) - min(pts)) * time_base) + 1.0 / fps
         if declared and span is not None and span < 0.8 * declared and declared - span > 1.0:
             warning = (f"possibly truncated: {count} frames ({span:.1f} s) found, "
@@ -518,7 +578,7 @@ def _build_index(path: str, stream_index: int) -> _FrameIndex:
             if cut is not None:
                 warning = (f"possibly truncated: the file ends inside an MPEG packet (at byte {cut[0]}, the "
                            f"packet runs to byte {cut[1]}); the verdict rests on the {count} frames present")
-    return _FrameIndex(count, None if missing_pts else pts, keyframe_pts, warning)
+    return _FrameIndex(count, pts if usable else None, keyframe_pts, warning)
 
 
 def _mpeg_ps_cut(path: str, window: int = 1 << 20) -> Optional[Tuple[int, int]]:
