@@ -54,10 +54,11 @@ def failure_status(failed: int, allow_failures: bool) -> int:
 
 def add_face_detection_arguments(parser: argparse.ArgumentParser) -> None:
     """How a corpus build runs MTCNN: processes, device, batch size, threads (build-ffpp, build-faces)."""
-    parser.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
+    # positive_int: a bad count is refused by argparse (exit 2) before OUTPUT is created.
+    parser.add_argument("--num-proc", type=positive_int, default=1, help="worker processes (default 1)")
     parser.add_argument("--device", default="cpu", help="face detector device (cpu, cuda, cuda:1, ...)")
-    parser.add_argument("--batch-size", type=int, default=16, help="frames per face-detection batch")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="frames per face-detection batch")
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads", type=positive_int, default=1,
         help="torch threads per process (default 1: MTCNN's small ops run fastest on one; add processes instead)",
     )

@@ -24,11 +24,15 @@ merging in :mod:`.finalize` (their public names are importable from here too).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 import json
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -40,7 +44,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm.auto import tqdm
 
-from .._io import PathLike, atomic_path, atomic_write_json
+from .._io import DiskFullError, PathLike, atomic_path, atomic_write_json
 from ..inference.faces import FaceCropper
 from ..inference.media import MediaError, load_image, media_kind, to_rgb_array
 from ..inference.video import Frame, VideoReadError, iter_frames, iter_sampled_frames
@@ -209,8 +213,38 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
 _WORKER: Optional[VideoProcessor] = None
 
 
-def _init_worker(config: BuildConfig, device: str, batch_size: int, threads: Optional[int]) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker die when the build that started it dies, even by ``kill -9``.
+
+    Otherwise an orphaned worker finishes its queued units (and holds its MTCNN, ~1 GB) while a
+    re-run builds the same units. Linux: the kernel sends SIGKILL on the parent's death
+    (``PR_SET_PDEATHSIG``); the parent may have died before this call, hence the check after it.
+    Elsewhere a thread watches the parent pid.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:
+                    os._exit(1)  # orphaned already: the signal will never come
+                return
+        except (OSError, AttributeError):
+            pass  # no prctl (an unusual libc): watch instead
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="dldfd-parent-watch").start()
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _watch_parent(parent_pid: int, interval: float = 1.0) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(1)
+
+
+def _init_worker(config: BuildConfig, device: str, batch_size: int, threads: Optional[int], parent_pid: int) -> None:
     global _WORKER
+    _die_with_parent(parent_pid)
     if threads is not None:
         torch.set_num_threads(threads)
     _WORKER = VideoProcessor(config, device=device, batch_size=batch_size)
@@ -263,7 +297,7 @@ def build_corpus(
     process while detecting (see :func:`torch_threads`; None leaves torch's setting).
     """
     config = config or BuildConfig()
-    check_parallelism(num_proc, shard_index, num_shards)
+    check_parallelism(num_proc, shard_index, num_shards, threads=threads, batch_size=batch_size)
     check_output_folder(output, error=BuildError)
     index = index_ffpp(root, config.compression, methods, splits_dir=splits_dir, allow_missing=allow_missing)
     return build_units(
@@ -273,11 +307,16 @@ def build_corpus(
     )
 
 
-def check_parallelism(num_proc: int, shard_index: int, num_shards: int) -> None:
+def check_parallelism(
+    num_proc: int, shard_index: int, num_shards: int, *, threads: Optional[int] = None, batch_size: int = 1
+) -> None:
+    """Refuse bad process / shard / thread counts before OUTPUT is created (``torch.set_num_threads(0)``
+    would fail only inside the workers, after the work folder exists)."""
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard_index must be in [0, {num_shards}), got {shard_index}")
-    if num_proc < 1:
-        raise ValueError(f"num_proc must be >= 1, got {num_proc}")
+    for name, value in (("num_proc", num_proc), ("batch_size", batch_size), ("threads", threads)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
 
 
 def build_units(
@@ -301,7 +340,44 @@ def build_units(
     caller) into ``output``, then, with one shard, write the ``DatasetDict``. Shared by
     :func:`build_corpus` (FF++) and :func:`dldfd_hf.data.faces_corpus.build_faces` (any real footage).
     """
-    check_parallelism(num_proc, shard_index, num_shards)
+    check_parallelism(num_proc, shard_index, num_shards, threads=threads, batch_size=batch_size)
+    with _disk_full_stops_the_build(output):
+        return _build_units(
+            videos, root, output, config, methods, num_proc, shard_index, num_shards, retry_failed, device,
+            batch_size, threads, progress, desc, unit,
+        )
+
+
+@contextlib.contextmanager
+def _disk_full_stops_the_build(output: PathLike) -> Iterator[None]:
+    """A full disk is a :class:`BuildError` (one line from the commands), not a traceback: the atomic
+    writers left every unit whole, so the same command resumes once there is space."""
+    try:
+        yield
+    except DiskFullError as error:
+        raise BuildError(
+            f"disk full while writing {error.filename} ({error.strerror}): nothing half-written was left in {output} "
+            "and its finished units are kept; free space and run the same command again to resume"
+        ) from error
+
+
+def _build_units(
+    videos: Sequence[BuildUnit],
+    root: PathLike,
+    output: PathLike,
+    config: BuildConfig,
+    methods: Sequence[str],
+    num_proc: int,
+    shard_index: int,
+    num_shards: int,
+    retry_failed: bool,
+    device: str,
+    batch_size: int,
+    threads: Optional[int],
+    progress: bool,
+    desc: str,
+    unit: str,
+) -> BuildSummary:
     work = WorkDir(output)
     work.claim(config)  # first: refuses an OUTPUT that is a file or a foreign folder
     removed = work.remove_temporaries()
@@ -389,7 +465,7 @@ def _run(
             max_workers=num_proc,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(config, device, batch_size, threads),
+            initargs=(config, device, batch_size, threads, os.getpid()),
         ) as pool:
             queue = iter(todo)
             running = set()

@@ -7,11 +7,8 @@ refuses to mix settings, :meth:`WorkDir.remove_temporaries` clears what killed r
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
-import socket
 import zlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any, Optional
 
 from datasets import ClassLabel, Features, Image, List, Value
 
-from .._io import TEMPORARY_PATTERN, PathLike, atomic_write_json
+from .._io import PathLike, atomic_write_json, is_stale_temporary, remove_path
 from ..labels import LABEL_NAMES
 from .ffpp import DEFAULT_METHODS, METHOD_NAMES
 from .folders import check_output_folder
@@ -166,43 +163,11 @@ class WorkDir:
         removed = 0
         if not self.path.is_dir():
             return removed
-        host = socket.gethostname()
         for path in list(self.path.rglob("*.tmp-*")):
-            match = TEMPORARY_PATTERN.match(path.name)
-            if match is None:
-                continue
-            if match["host"] == host:
-                pid = int(match["pid"])
-                if pid != os.getpid() and _process_alive(pid):
-                    continue
-            elif this_host_only:
-                continue
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed += 1
+            if is_stale_temporary(path, this_host_only):
+                remove_path(path)
+                removed += 1
         return removed
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs on this host (signal 0 checks without signalling)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    except OSError as error:
-        return error.errno != errno.ESRCH
-    # A killed worker whose parent has not reaped it yet (a zombie) has stopped writing for good.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (macOS): assume it runs
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def shard_of(video: BuildUnit, num_shards: int) -> int:

