@@ -21,6 +21,15 @@ import sys
 
 from dldfd_hf.hub import push
 from dldfd_hf.hub.cards import training_details
+from dldfd_hf.inference.loading import ModelLoadError
+
+
+def _repo_id(value):
+    """A Hub repo id ORG/NAME (argparse type): a path such as ../../x is a usage error, exit 2."""
+    try:
+        return push.check_repo_id(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a Hub repo id ORG/NAME (not a local path), got {value!r}") from None
 
 
 def parse_args(argv=None):
@@ -29,7 +38,7 @@ def parse_args(argv=None):
     what.add_argument("--model", metavar="FOLDER", help="model folder or Hub id to export and push")
     what.add_argument("--corpus", metavar="DIR", help="corpus folder written by `dldfd build-ffpp` (pushed private)")
     what.add_argument("--space", metavar="DEMO_DIR", help="demo folder with app.py, requirements.txt, README.md")
-    parser.add_argument("--repo-id", required=True, help="target repo, ORG/NAME")
+    parser.add_argument("--repo-id", required=True, type=_repo_id, help="target repo, ORG/NAME")
     parser.add_argument("--private", action="store_true", help="create a private repo (the corpus always is)")
     parser.add_argument("--results", metavar="EVAL.json",
                         help="model: evaluation JSON of examples/evaluate.py (or train.py's results.json)")
@@ -37,7 +46,7 @@ def parse_args(argv=None):
                         help="model: train.py's results.json, for the card's training details")
     parser.add_argument("--untrained", action="store_true",
                         help="model: mark the weights as untrained (default: inferred from BatchNorm counters)")
-    parser.add_argument("--model-id", help="space: the model repo the demo runs")
+    parser.add_argument("--model-id", type=_repo_id, help="space: the model repo the demo runs (a Hub id ORG/NAME)")
     parser.add_argument("--requirement", help="space: the dldfd-hf requirement line (default: the installed version)")
     parser.add_argument("--dry-run", action="store_true", help="write the folder to --output-dir, upload nothing")
     parser.add_argument("--output-dir", help="where a dry run writes the folder")
@@ -70,7 +79,9 @@ def main(argv=None):
         else:
             result = push.push_space(args.space, args.repo_id, model_id=args.model_id, requirement=args.requirement,
                                      private=args.private, overwrite=args.overwrite, **common)
-    except (push.PushError, PermissionError) as error:  # Hub unreachable or refusing, a public corpus repo: one line
+    # One line, no traceback: the Hub unreachable or refusing, a public corpus repo, a bad --model, an existing
+    # --output-dir, a full disk (DiskFullError: the folder being written was removed).
+    except (push.PushError, ModelLoadError, OSError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     summary = {
         "repo_id": result.repo_id,

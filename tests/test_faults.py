@@ -172,3 +172,50 @@ def test_disk_full_during_build_faces_is_one_line_and_leaves_nothing_half_writte
     monkeypatch.undo()  # space again: the same command resumes and completes
     assert dldfd(["build-faces", str(media), str(output), "--crop-size", str(CROP), "--quiet"]) == 0
     assert sum(ds.num_rows for ds in load_from_disk(str(output)).values()) == 2
+
+
+def test_disk_full_during_a_hub_export_is_one_line_and_leaves_nothing(tiny_model_folder, tmp_path, monkeypatch):
+    from huggingface_hub import ModelCard
+
+    from tests.example_scripts import load_example
+
+    monkeypatch.setattr(ModelCard, "save", _disk_full)  # the last file of the export: the rest is written
+    output = tmp_path / "export"
+    with pytest.raises(SystemExit) as exit_info:
+        load_example("push_to_hub").main(["--model", str(tiny_model_folder), "--repo-id", "org/tiny",
+                                          "--dry-run", "--output-dir", str(output)])
+    message = str(exit_info.value.code)
+    assert message == f"error: cannot write {output}: No space left on device; nothing half-written was left"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("option", ["--repo-id", "--model-id"])
+@pytest.mark.parametrize("value", ["../../x", "/abs/model", "runs/best/", "org/../x"])
+def test_a_path_as_repo_id_is_one_line_and_exit_2(tmp_path, capsys, option, value):
+    from tests.example_scripts import load_example
+
+    argv = ["--space", str(REPO_ROOT / "demo"), "--dry-run", "--output-dir", str(tmp_path / "o")]
+    argv += ["--repo-id", value] if option == "--repo-id" else ["--repo-id", "org/space", "--model-id", value]
+    with pytest.raises(SystemExit) as exit_info:
+        load_example("push_to_hub").main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert f"argument {option}: expected a Hub repo id ORG/NAME (not a local path), got {value!r}" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("model_id", ["../runs/best", "/abs/model", "./model", "org/a/b"])
+def test_the_space_card_refuses_a_local_path_as_its_model(tmp_path, model_id):
+    from dldfd_hf.hub.push import prepare_space_folder
+
+    with pytest.raises(ValueError, match=r"the Space's model id \(--model-id\) must look like ORG/NAME \(a Hub repo id, not a local path\)"):
+        prepare_space_folder(REPO_ROOT / "demo", tmp_path / "space", model_id=model_id)
+    assert not (tmp_path / "space").exists()
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    for name in ("app.py", "requirements.txt"):
+        (demo / name).write_text((REPO_ROOT / "demo" / name).read_text())
+    (demo / "README.md").write_text(f"---\nmodels:\n- {model_id}\n---\n# demo\n")  # a card naming a path itself
+    with pytest.raises(ValueError, match=r"a models: entry of .*README\.md must look like ORG/NAME"):
+        prepare_space_folder(demo, tmp_path / "space")
+    assert not (tmp_path / "space").exists()

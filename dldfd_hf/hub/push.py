@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Union
 
 from huggingface_hub import HfApi, SpaceCard
-from huggingface_hub.errors import OfflineModeIsEnabled
+from huggingface_hub.errors import HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import validate_repo_id
 from torch import nn
 
 from .. import __version__
@@ -33,6 +34,7 @@ from .export import export_model
 __all__ = [
     "SPACE_FILES",
     "PushError",
+    "check_repo_id",
     "PushResult",
     "prepare_corpus_folder",
     "prepare_model_folder",
@@ -66,9 +68,17 @@ class PushResult:
         return self.url is None
 
 
-def _check_repo_id(repo_id: str) -> str:
-    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
-        raise ValueError(f"repo id must look like ORG/NAME, got {repo_id!r}")
+def check_repo_id(repo_id: str, what: str = "repo id") -> str:
+    """``repo_id`` when it is a Hub repo id ``ORG/NAME``; a ValueError (one line) for anything else,
+    local paths (``../../x``, ``runs/best/``, ``/abs``) included."""
+    valid = isinstance(repo_id, str) and bool(_REPO_ID.match(repo_id))
+    if valid:
+        try:
+            validate_repo_id(repo_id)  # the Hub's own rules too: no "--" or ".." inside, length
+        except HFValidationError:
+            valid = False
+    if not valid:
+        raise ValueError(f"{what} must look like ORG/NAME (a Hub repo id, not a local path), got {repo_id!r}")
     return repo_id
 
 
@@ -150,10 +160,14 @@ def prepare_space_folder(
     Args:
         demo_dir: the folder with ``app.py``, ``requirements.txt`` and ``README.md``.
         model_id: the model repo the Space runs: the first entry of its ``models`` metadata, which
-            ``demo/app.py`` loads (unless the Space sets ``DLDFD_MODEL``).
+            ``demo/app.py`` loads (unless the Space sets ``DLDFD_MODEL``). A Hub repo id ``ORG/NAME``:
+            a local path is refused (ValueError), as the Space could not load it.
         requirement: the dldfd-hf requirement line (default: ``dldfd-hf==<installed version>``;
             a ``dldfd-hf @ git+https://...`` URL works too).
     """
+    if model_id is not None:
+        # The Space loads it from the Hub: a local path would fail there (or load whatever it names).
+        check_repo_id(model_id, "the Space's model id (--model-id)")
     import gradio  # for its version only: seconds to import, which build-ffpp / merge-ffpp would pay at the top
 
     demo_dir = Path(demo_dir)
@@ -178,6 +192,8 @@ def prepare_space_folder(
     data["app_file"] = "app.py"
     if model_id:  # first: the app runs the first ``models`` entry of its card
         data["models"] = [model_id] + [m for m in data.get("models") or [] if m != model_id]
+    for listed in data.get("models") or []:
+        check_repo_id(listed, f"a models: entry of {demo_dir / 'README.md'}")
     tags = list(data.get("tags") or [])
     data["tags"] = tags + [t for t in ("deepfake-detection", "dldfd") if t not in tags]
 
@@ -284,7 +300,7 @@ def push_model(
     ``dry_run_dir``: write the folder that would be uploaded there and upload nothing.
     ``api``: an ``HfApi``-like object (default ``HfApi(token=token)``).
     """
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
 
     def prepare(out: Path) -> Path:
         folder = prepare_model_folder(model, out, repo_id=repo_id, results=results, training=training,
@@ -311,7 +327,7 @@ def push_corpus(
     ``private=False`` is refused: FaceForensics++ may not be redistributed. An existing repo of that
     name that is public is refused too, before anything is uploaded.
     """
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
     if private is not True:
         raise ValueError(
             "the FaceForensics++ corpus can only be pushed to a private repo (its terms forbid redistribution)"
@@ -338,7 +354,7 @@ def push_space(
     commit_message: str = "Upload DLDFD demo",
 ) -> PushResult:
     """Upload the Gradio demo (``demo/``) as a Space running ``model_id``."""
-    _check_repo_id(repo_id)
+    check_repo_id(repo_id)
 
     def prepare(out: Path) -> Path:
         return prepare_space_folder(demo_dir, out, model_id=model_id, requirement=requirement,
