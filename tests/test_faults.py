@@ -219,3 +219,78 @@ def test_the_space_card_refuses_a_local_path_as_its_model(tmp_path, model_id):
     with pytest.raises(ValueError, match=r"a models: entry of .*README\.md must look like ORG/NAME"):
         prepare_space_folder(demo, tmp_path / "space")
     assert not (tmp_path / "space").exists()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A real checkpoint (save_checkpoint -> accelerator.save_state) of a dldfd_tiny run."""
+    import timm
+    import torch
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from transformers import get_scheduler
+
+    from dldfd_hf import DLDFDForImageClassification
+    from dldfd_hf.training.checkpoint import TrainState, save_checkpoint
+
+    torch.manual_seed(0)
+    model = DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    scheduler = get_scheduler("constant", optimizer=optimizer)
+    accelerator = Accelerator(cpu=True)
+    try:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+        return save_checkpoint(accelerator, model, TrainState(global_step=1), tmp_path_factory.mktemp("run"))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+
+
+class _RunsCode:
+    """Unpickled with pickle.load, this would create a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _rng_file_contents(kind: str, marker: Path) -> bytes:
+    import io
+    import pickle
+
+    import torch
+
+    if kind == "garbage":
+        return b"\x80\x04garbage" * 32
+    buffer = io.BytesIO()
+    if kind == "code":
+        pickle.dump({"random_state": _RunsCode(marker)}, buffer)
+    elif kind == "wrong-keys":
+        torch.save({"step": 0}, buffer)
+    elif kind == "wrong-state":
+        torch.save({"random_state": (3, (1, 2), None), "numpy_random_seed": ("MT19937",), "torch_manual_seed": torch.zeros(3)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["garbage", "code", "wrong-keys", "wrong-state", "missing"])
+def test_a_bad_rng_state_file_is_refused_naming_it(checkpoint, tmp_path, kind):
+    import shutil
+
+    from dldfd_hf.training.checkpoint import CheckpointError, validate_checkpoint
+
+    assert validate_checkpoint(checkpoint).global_step == 1  # the real one passes
+    damaged = tmp_path / checkpoint.name
+    shutil.copytree(checkpoint, damaged)
+    rng_file = damaged / "random_states_0.pkl"
+    marker = tmp_path / "unpickled-code-ran"
+    if kind == "missing":
+        rng_file.unlink()
+    else:
+        rng_file.write_bytes(_rng_file_contents(kind, marker))
+    expected = "missing (saved with every checkpoint)" if kind == "missing" else "corrupt or not an RNG state ("
+    with pytest.raises(CheckpointError) as caught:
+        validate_checkpoint(damaged)
+    assert str(caught.value).startswith(f"{rng_file}: {expected}") and "\n" not in str(caught.value)
+    assert not marker.exists()

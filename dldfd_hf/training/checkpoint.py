@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
 import re
 import shutil
 from contextlib import nullcontext
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+import numpy as np
 import torch
 from safetensors import safe_open
 
@@ -164,8 +166,9 @@ def validate_checkpoint(checkpoint: Union[str, Path]) -> TrainState:
     """Check every file resuming reads, without changing anything; return the checkpoint's state.
 
     ``trainer_state.json`` (see :func:`read_state`), ``model.safetensors`` (its header: a truncated
-    or overwritten file fails it) and the optimizer / scheduler states (loaded as plain tensors,
-    memory-mapped: ``torch.load(weights_only=True)``, so nothing in them can run). Raises
+    or overwritten file fails it), the optimizer / scheduler states (loaded as plain tensors,
+    memory-mapped: ``torch.load(weights_only=True)``, so nothing in them can run) and the RNG
+    states (``random_states_*.pkl``, see :func:`_check_rng_states`). Raises
     :class:`CheckpointError` naming the first bad file.
     """
     checkpoint = Path(checkpoint)
@@ -191,7 +194,40 @@ def validate_checkpoint(checkpoint: Union[str, Path]) -> TrainState:
                 torch.load(path, map_location="cpu", weights_only=True)  # an old format that cannot be mapped
         except Exception as error:  # UnpicklingError, RuntimeError, EOFError, ...
             raise CheckpointError(f"{path}: corrupt or not a plain tensor state ({_first_line(error)})") from None
+    _check_rng_states(checkpoint)
     return state
+
+
+# The RNG states accelerator.save_state writes (one file per process), and the keys load_state reads.
+RNG_STATES_GLOB = "random_states_*.pkl"
+RNG_STATE_KEYS = ("random_state", "numpy_random_seed", "torch_manual_seed")
+
+
+def _check_rng_states(checkpoint: Path) -> None:
+    """Check the RNG states: accelerate's ``load_state`` skips one it cannot load (logged at INFO
+    only) and the run goes on with fresh RNG, no longer the run it resumes.
+
+    Each file is loaded as accelerate loads it (``torch.load(weights_only=True)`` plus numpy arrays:
+    nothing in it can run) and its states are set on scratch generators, not the global ones.
+    """
+    from accelerate.utils.other import load as accelerate_load  # deferred: only resuming needs it
+
+    paths = sorted(checkpoint.glob(RNG_STATES_GLOB))
+    if not paths:
+        raise CheckpointError(f"{checkpoint / 'random_states_0.pkl'}: missing (saved with every checkpoint)")
+    for path in paths:
+        try:
+            states = accelerate_load(path, map_location="cpu")
+            if not isinstance(states, dict):
+                raise TypeError(f"a {type(states).__name__}, not a dict of states")
+            missing = [key for key in RNG_STATE_KEYS if key not in states]
+            if missing:
+                raise KeyError(f"missing {', '.join(missing)}")
+            random.Random().setstate(states["random_state"])
+            np.random.RandomState().set_state(states["numpy_random_seed"])
+            torch.Generator().set_state(states["torch_manual_seed"])
+        except Exception as error:  # UnpicklingError, TypeError, ValueError, ...: unusable either way
+            raise CheckpointError(f"{path}: corrupt or not an RNG state ({_first_line(error)})") from None
 
 
 def _first_line(error: BaseException) -> str:
