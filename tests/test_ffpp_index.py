@@ -183,3 +183,22 @@ def test_unknown_method_and_compression_are_rejected(full_tree):
         index_ffpp(full_tree, methods=["DeepFake"])
     with pytest.raises(ValueError, match="compression must be one of raw, c23, c40"):
         index_ffpp(full_tree, compression="c35")
+
+
+def test_the_real_ffpp_c23_subset_indexes_by_the_official_splits(shared_data, capsys):
+    """../shared/data/ffpp_c23: real FaceForensics++ c23 videos in the official layout (a subset)."""
+    root = shared_data / "ffpp_c23"
+    if not root.is_dir():
+        pytest.skip(f"the real FF++ c23 subset is not at {root}")
+    methods = ("Deepfakes", "Face2Face", "FaceSwap")
+    with pytest.raises(FFPPLayoutError, match="missing"):
+        index_ffpp(root, compression="c23", methods=methods)  # a subset: the splits list far more
+    index = index_ffpp(root, compression="c23", methods=methods, allow_missing=True)
+    per_split = {split: {"real": 0, "fake": 0} for split in ("train", "validation", "test")}
+    for video in index.videos:
+        per_split[video.split]["fake" if video.label else "real"] += 1
+        assert video.path.is_file() and video.path.suffix == ".mp4"
+    assert per_split == {"train": {"real": 22, "fake": 23}, "validation": {"real": 7, "fake": 7},
+                         "test": {"real": 5, "fake": 5}}
+    assert cli(["index-ffpp", str(root), "--compression", "c23", "--methods", *methods, "--allow-missing"]) == 0
+    assert "Training          22  14   4    5" in capsys.readouterr().out

@@ -49,6 +49,11 @@ def configure_build(build: argparse.ArgumentParser) -> None:
     )
     build.add_argument("--frames-per-video", type=frames_per_video, default=_UNSET, help="evenly spaced frames per video, or 'all' (default 32)")
     build.add_argument("--crop-size", type=int, help="side of the stored face crops (default 224)")
+    build.add_argument(
+        "--crop-scale", type=float,
+        help="crop side as a multiple of the face box (default 1.3, as the pipelines crop; wider, e.g. 1.8, "
+        "leaves room for training's crop jitter, augmentation: sbi)",
+    )
     build.add_argument("--image-format", choices=["png", "jpeg"], help="crop encoding (default png, lossless)")
     build.add_argument("--jpeg-quality", type=int, help="JPEG quality (default 95)")
     build.add_argument("--splits-dir", help="folder with train.json/val.json/test.json (default: the official splits)")
@@ -90,6 +95,7 @@ def resolve_options(args: argparse.Namespace) -> tuple[BuildConfig, tuple[str, .
     given = {
         "compression": args.compression,
         "crop_size": args.crop_size,
+        "scale": args.crop_scale,
         "image_format": args.image_format,
         "jpeg_quality": args.jpeg_quality,
         "methods": tuple(args.methods) if args.methods else None,
