@@ -21,6 +21,7 @@ Writes into OUTPUT_DIR:
 import logging
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 import accelerate.utils
@@ -54,6 +55,7 @@ from dldfd_hf.training.data import (
     FrameTransform,
     collate_frames,
     load_corpus,
+    read_column,
 )
 from dldfd_hf.training.loop import (
     ResultsFile,
@@ -72,6 +74,7 @@ from dldfd_hf.training.pseudo_fakes import (
     rows_used,
     with_pseudo_fakes,
 )
+from dldfd_hf.training.sources import SOURCE_COLUMN, SourceMixSampler, merge_splits, mixed_class_counts, source_quotas
 
 logger = get_logger(__name__)
 
@@ -94,10 +97,10 @@ def subsample(dataset, limit, seed):
     return dataset.select(np.sort(rows))
 
 
-def load_data(args):
-    """The protocol's splits, their class counts and the BCE pos_weight; data errors exit cleanly."""
+def corpus_splits(args, data):
+    """One corpus's protocol name and (train, validation, test) splits; data errors exit cleanly."""
     try:
-        view = protocol_view(load_corpus(args.data), args.protocol)
+        view = protocol_view(load_corpus(data), args.protocol)
     except (CorpusError, ValueError) as error:
         raise SystemExit(f"error: {error}") from None
     # sbi: no manipulation is seen, in training or in choosing the best epoch (validation on real
@@ -113,25 +116,47 @@ def load_data(args):
         validation, test = with_pseudo_fakes(validation), with_pseudo_fakes(test)
     for name, split in (("train", train), ("validation", validation), ("test", test)):
         if len(split) == 0:
-            raise SystemExit(f"error: protocol {view.name}: the {name} split of {args.data} is empty")
+            raise SystemExit(f"error: protocol {view.name}: the {name} split of {data} is empty")
+    return view.name, (train, validation, test)
 
-    counts = {"train": class_counts(train), "validation": class_counts(validation), "test": class_counts(test)}
+
+def source_weights(args):
+    """Each source's weight (equal unless ``source_weights`` says otherwise)."""
+    return {name: float(args.source_weights.get(name, 1.0)) for name in args.sources}
+
+
+def load_data(args):
+    """The protocol's splits (``sources`` merged), their class counts and the BCE pos_weight."""
+    if args.sources:
+        loaded = {name: corpus_splits(args, data) for name, data in args.sources.items()}
+        protocol = next(iter(loaded.values()))[0]
+        splits = tuple(merge_splits({name: parts[i] for name, (_, parts) in loaded.items()}) for i in range(3))
+    else:
+        protocol, splits = corpus_splits(args, args.data)
+    train = splits[0]
+    counts = dict(zip(("train", "validation", "test"), (class_counts(split) for split in splits)))
     if args.pos_weight == "auto":
         # The paper's weighted BCE: #real / #fake of the training frames. Balanced sampling already
         # equalises the classes, so it needs no weight.
         # With pseudo-fakes: the classes as the sampler's draws turn out on average.
-        seen = expected_class_counts(counts["train"], args.pseudo_fakes, args.pseudo_fake_probability,
-                                     args.pseudo_fake_pairs)
+        if args.sources:
+            column = read_column(train, SOURCE_COLUMN)
+            quotas = source_quotas(Counter(column), source_weights(args), args.epoch_rows or len(train))
+            seen = mixed_class_counts(train.select_columns(["label"])["label"], column, quotas, args.pseudo_fakes,
+                                      args.pseudo_fake_pairs, args.pseudo_fake_probability)
+        else:
+            seen = expected_class_counts(counts["train"], args.pseudo_fakes, args.pseudo_fake_probability,
+                                         args.pseudo_fake_pairs)
         if args.balanced_sampling:
             pos_weight = None
         elif seen["fake"] == 0:
-            raise SystemExit(f"error: protocol {view.name}: the training split has no fake frames "
+            raise SystemExit(f"error: protocol {protocol}: the training split has no fake frames "
                              "(train on real faces alone with --pseudo_fakes sbi)")
         else:
             pos_weight = seen["real"] / seen["fake"]
     else:
         pos_weight = args.pos_weight
-    return view.name, (train, validation, test), counts, pos_weight
+    return protocol, splits, counts, pos_weight
 
 
 def requested_trackers(args):
@@ -200,7 +225,11 @@ def make_dataloaders(args, model_config, train_split, val_split, test_split):
     train_transform = FrameTransform.for_config(model_config, hflip=args.hflip)
     eval_transform = FrameTransform.for_config(model_config)
     train_labels = train_split.select_columns(["label"])["label"]
-    sampler = EpochSampler(train_labels, seed=args.seed, balanced=args.balanced_sampling)
+    if args.sources:  # each source's share of an epoch, whatever its size
+        sampler = SourceMixSampler(read_column(train_split, SOURCE_COLUMN), source_weights(args), args.seed,
+                                   args.epoch_rows, labels=train_labels)
+    else:
+        sampler = EpochSampler(train_labels, seed=args.seed, balanced=args.balanced_sampling)
     if args.pseudo_fake_pairs:
         sampler = PseudoFakePairs(sampler, train_labels)  # each real row, then its pseudo-fake
     loader_kwargs = dict(
@@ -211,7 +240,8 @@ def make_dataloaders(args, model_config, train_split, val_split, test_split):
     )
     # Self-blended pseudo-fakes are made in the workers too, decided by each sample's seed.
     self_blender = make_self_blender(args.pseudo_fakes, args.pseudo_fake_probability)
-    augment = FaceAugment() if args.augmentation == "sbi" else None
+    augment = (FaceAugment(h264_probability=args.h264_probability, h264_crf=tuple(args.h264_crf))
+               if args.augmentation == "sbi" else None)
     train_loader = DataLoader(
         FrameDataset(train_split, train_transform, self_blender, augment), batch_size=args.batch_size, sampler=sampler,
         generator=torch.Generator().manual_seed(args.seed), **loader_kwargs,

@@ -345,3 +345,52 @@ def test_corpus_from_a_hub_layout_parquet_folder(learning_corpus, tmp_path):
     view = protocol_view(corpus, "single:FaceSwap")
     assert view.class_counts["validation"] == {"real": 20, "fake": 20}
     assert corpus["test"][3]["video_id"] == saved["test"][3]["video_id"]
+
+
+# --- several corpora in one run (sources) ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def faces_corpus(shared_data, tmp_path_factory) -> Path:
+    """A build-faces corpus of real footage only: three GRID clips, 3 frames each, one group per clip."""
+    from dldfd_hf.cli import main as dldfd
+
+    clips = tmp_path_factory.mktemp("faces-clips")
+    for clip in sorted((shared_data / "videos" / "LipNet_GRID").glob("*.mpg"))[:3]:
+        (clips / clip.name).symlink_to(clip)
+    corpus = tmp_path_factory.mktemp("faces") / "corpus"
+    assert dldfd(["build-faces", str(clips), str(corpus), "--frames-per-video", "3", "--crop-size", "64",
+                  "--group-by", "file", "--quiet"]) == 0
+    return corpus
+
+
+def test_two_sources_train_together_and_are_reported_apart(learning_corpus, faces_corpus, tmp_path):
+    output = tmp_path / "run"
+    sources = f"{{ffpp: {learning_corpus}, faces: {faces_corpus}}}"
+    run_example("train", quickstart_args(
+        learning_corpus, output, "--data", "none", "--sources", sources, "--source_weights", "{ffpp: 3, faces: 1}",
+        "--epoch_rows", "40", "--epochs", "1", "--balanced_sampling", "false", "--pseudo_fakes", "sbi+ffpp",
+        "--pseudo_fake_pairs", "true", "--checkpointing_steps", "none"))
+    results = json.loads((output / "results.json").read_text())
+    # ffpp: 184 training frames, half real; faces: real rows only (3 clips x 3 frames, one clip per split).
+    assert results["class_counts"]["train"] == {"real": 92 + 3, "fake": 92}
+    # 40 rows an epoch, 30 ffpp (15 real, 15 fake) + 10 faces (real): each real beside its pseudo-fake.
+    assert results["pos_weight"] == pytest.approx(25 / (15 + 25))
+    history = results["validation_history"]
+    assert [h["step"] for h in history] == [0, 5]  # (40 + 25) samples / batch 16 -> 5 batches, the last short
+    for entry in (history[-1]["validation"], results["test"]["metrics"]):
+        assert set(entry["per_source"]) == {"ffpp", "faces"}
+        assert entry["per_source"]["faces"]["frame"]["num_frames"] == 6  # 3 reals + their fixed pseudo-fakes
+        assert entry["per_source"]["ffpp"]["frame"]["num_frames"] == 40
+    with (output / "predictions_test.csv").open() as handle:
+        videos = {row["video_id"].split("/")[0] for row in csv.DictReader(handle)}
+    assert videos == {"ffpp", "faces"}  # video ids carry their source: no vote mixes two corpora
+
+
+def test_sources_settings_are_checked_before_any_data_is_read():
+    with pytest.raises(ConfigError, match="replaces data"):
+        TrainingConfig(data="x", sources={"a": "y"})
+    with pytest.raises(ConfigError, match="names source"):
+        TrainingConfig(sources={"a": "y"}, source_weights={"b": 1.0})
+    with pytest.raises(ConfigError, match="needs augmentation: sbi"):
+        TrainingConfig(h264_probability=0.5)
+    TrainingConfig(sources={"a": "y"}, output_dir="o").require_run_settings()  # no data needed

@@ -8,6 +8,9 @@ does that on crops stored wider than the model sees (``dldfd build-faces --crop-
 - training: a crop of the face box scaled 1.15-1.5x (the pipelines crop 1.3x), each side moved on
   its own by up to 10%, then, each with its own chance, an RGB shift, a hue/saturation/value change,
   a brightness/contrast change (0.3 each), a loss of resolution (0.25) and JPEG at quality 40-100 (0.5);
+  with ``h264_probability``, instead of the last two: a real H.264 re-encoding (:func:`h264_roundtrip`,
+  CRF drawn over FF++'s c23-c40 range, the face shrunk to 40-100% of its side first, as a face in a
+  smaller video frame), so "compressed" can no more mean "fake" than "sharp" can mean "real";
 - evaluation (no ``rng``): the 1.3x square the pipelines cut, nothing else.
 
 The face box comes from the crop's five landmarks (the square that puts them where MTCNN's 1.3x
@@ -21,13 +24,14 @@ import io
 import random
 from typing import Optional, Sequence
 
+import av
 import numpy as np
 from PIL import Image
 
 from ..data.blending import colour_matrix, similarity_transform
 from ..data.sbi import template_landmarks
 
-__all__ = ["FaceAugment", "face_square"]
+__all__ = ["FaceAugment", "face_square", "h264_roundtrip"]
 
 _UNIT_TEMPLATE = template_landmarks((1, 1))
 PIPELINE_SCALE = 1.3  # the crops of dldfd_hf.inference.faces.FaceCropper: 1.3x the MTCNN box
@@ -58,15 +62,25 @@ class FaceAugment:
         jpeg_quality: tuple[int, int] = (40, 100),
         colour_probability: float = 0.3,
         downscale_probability: float = 0.25,
+        h264_probability: float = 0.0,
+        h264_crf: tuple[int, int] = (23, 40),
+        h264_scale: tuple[float, float] = (0.4, 1.0),
     ) -> None:
         if not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f"scale_range must be (low, high) with 0 < low <= high, got {scale_range}")
+        if not 0 <= h264_crf[0] <= h264_crf[1] <= 51:
+            raise ValueError(f"h264_crf must be (low, high) with 0 <= low <= high <= 51, got {h264_crf}")
+        if not 0 < h264_scale[0] <= h264_scale[1] <= 1:
+            raise ValueError(f"h264_scale must be (low, high) with 0 < low <= high <= 1, got {h264_scale}")
         self.scale_range = tuple(scale_range)
         self.side_jitter = side_jitter
         self.jpeg_probability = jpeg_probability
         self.jpeg_quality = tuple(jpeg_quality)
         self.colour_probability = colour_probability
         self.downscale_probability = downscale_probability
+        self.h264_probability = h264_probability
+        self.h264_crf = tuple(h264_crf)
+        self.h264_scale = tuple(h264_scale)
 
     def __call__(self, image: Image.Image, landmarks, rng: Optional[random.Random] = None) -> Image.Image:
         if image.mode != "RGB":
@@ -99,6 +113,10 @@ class FaceAugment:
             offsets = [o * contrast + brightness + 127.5 * (1 - contrast) for o in offsets]
         if gains != [1.0, 1.0, 1.0] or offsets != [0.0, 0.0, 0.0] or saturation != 1.0:
             image = image.convert("RGB", colour_matrix(gains, offsets, saturation))
+        if self.h264_probability > 0:  # drawn only then: runs without it keep their old random stream
+            encode, crf, scale = rng.random(), rng.randint(*self.h264_crf), rng.uniform(*self.h264_scale)
+            if encode < self.h264_probability:
+                return h264_roundtrip(image, crf, scale)
         if draws[3] < self.downscale_probability:  # footage of lower resolution than the crop
             factor = 0.35 + 0.45 * (draws[11] + 1) / 2
             small = (max(8, round(image.size[0] * factor)), max(8, round(image.size[1] * factor)))
@@ -112,6 +130,34 @@ class FaceAugment:
         else:
             rng.randint(*self.jpeg_quality)
         return image
+
+
+def h264_roundtrip(image: Image.Image, crf: int, scale: float = 1.0) -> Image.Image:
+    """``image`` encoded as one H.264 frame (libx264, CRF ``crf``, 4:2:0) and decoded again.
+
+    The frame is first shrunk to ``scale`` of its side (even sides, as 4:2:0 needs) and brought back
+    to the input size after decoding: the macroblocks, the chroma subsampling and the deblocking
+    of compressed video, on a face of video-frame resolution. FF++ c23 / c40 are CRF 23 / 40.
+    """
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    size = image.size
+    small = tuple(max(16, int(round(side * scale)) // 2 * 2) for side in size)
+    frame = av.VideoFrame.from_image(image.resize(small, Image.Resampling.BILINEAR) if small != size else image)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = small[0], small[1], "yuv420p"
+        # One thread: this runs inside DataLoader workers that already fill the cores.
+        stream.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1"}
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer, "r", format="h264") as container:
+        decoded = next(container.decode(video=0)).to_image()
+    return decoded.resize(size, Image.Resampling.BILINEAR) if decoded.size != size else decoded
 
 
 def _inside(box: tuple, size: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -48,8 +48,8 @@ STATE_NAME = "trainer_state.json"
 _CHECKPOINT = re.compile(r"^step_(\d+)$")
 # Settings that fix which batches an epoch is made of: resuming with other values would skip or
 # repeat samples, so a checkpoint records them and a resume must match.
-RESUME_KEYS = ("data", "protocol", "max_train_samples", "batch_size", "gradient_accumulation_steps",
-               "balanced_sampling", "seed")
+RESUME_KEYS = ("data", "sources", "source_weights", "epoch_rows", "protocol", "max_train_samples", "batch_size",
+               "gradient_accumulation_steps", "balanced_sampling", "seed")
 # What trainer_state.json must hold to resume, and the JSON types of those values.
 REQUIRED_STATE = {"epoch": int, "batches_in_epoch": int, "global_step": int, "history": list, "signature": dict}
 WEIGHTS_NAME = "model.safetensors"

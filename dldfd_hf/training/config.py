@@ -47,6 +47,14 @@ class TrainingConfig:
     # --- data -----------------------------------------------------------------------------------
     data: Optional[str] = None
     """Corpus folder written by ``dldfd build-ffpp`` (``load_from_disk``) or a Hub dataset id."""
+    sources: Dict[str, str] = field(default_factory=dict)
+    """Several corpora trained on together instead of ``data``: ``{name: folder or Hub id}``, e.g.
+    FF++ frames beside a ``dldfd build-faces`` corpus. Validation and test report each one too.
+    See :mod:`dldfd_hf.training.sources`."""
+    source_weights: Dict[str, float] = field(default_factory=dict)
+    """Each source's share of the rows a training epoch draws (default: equal shares)."""
+    epoch_rows: Optional[int] = None
+    """Rows a training epoch draws with ``sources`` (default: all training rows, once on average)."""
     protocol: str = "combined"
     """``combined``, ``single:<Method>`` or ``cross:<Method>`` (paper Table 2)."""
     max_train_samples: Optional[int] = None
@@ -75,6 +83,12 @@ class TrainingConfig:
     pseudo_fake_pairs: bool = False
     """SBI's batches instead: every real row drawn comes as it is AND as its pseudo-fake, side by side
     (``pseudo_fake_probability`` is then unused). Keep ``batch_size`` even."""
+    h264_probability: float = 0.0
+    """With ``augmentation: sbi``: the chance that a training crop (a real one and its pseudo-fake
+    alike) is re-encoded as H.264 after shrinking it to 40-100% of its side, instead of the JPEG /
+    resolution steps: compressed video for reals and fakes alike. See :func:`~dldfd_hf.training.augment.h264_roundtrip`."""
+    h264_crf: List[int] = field(default_factory=lambda: [23, 40])
+    """CRF range of that re-encoding (FF++ c23 is CRF 23, c40 CRF 40)."""
 
     # --- model ----------------------------------------------------------------------------------
     model: str = "dldfd_resnet50"
@@ -166,6 +180,23 @@ class TrainingConfig:
             fail("pos_weight", f"must be 'auto', a positive number or none, got {self.pos_weight!r}")
         if isinstance(self.pos_weight, float) and self.pos_weight <= 0:
             fail("pos_weight", f"must be positive, got {self.pos_weight}")
+        if not 0.0 <= self.h264_probability <= 1.0:
+            fail("h264_probability", f"is a probability in [0, 1], got {self.h264_probability}")
+        if self.h264_probability > 0 and self.augmentation != "sbi":
+            fail("h264_probability", "needs augmentation: sbi (the re-encoding is one of its steps)")
+        if len(self.h264_crf) != 2 or not 0 <= self.h264_crf[0] <= self.h264_crf[1] <= 51:
+            fail("h264_crf", f"needs [low, high] with 0 <= low <= high <= 51, got {self.h264_crf}")
+        if self.data and self.sources:
+            fail("sources", "replaces data: set one of them")
+        unknown = sorted(set(self.source_weights) - set(self.sources))
+        if unknown:
+            fail("source_weights", f"names source(s) {unknown} that sources does not define ({sorted(self.sources)})")
+        if any(not w > 0 for w in self.source_weights.values()):
+            fail("source_weights", f"weights must be positive, got {self.source_weights}")
+        if self.epoch_rows is not None and self.epoch_rows < 1:
+            fail("epoch_rows", f"must be >= 1 or none, got {self.epoch_rows!r}")
+        if self.source_weights and self.balanced_sampling:
+            fail("balanced_sampling", "cannot be combined with source_weights (each source's share is set there)")
         if not 0.0 < self.pseudo_fake_probability <= 1.0:
             fail("pseudo_fake_probability", f"is a probability in (0, 1], got {self.pseudo_fake_probability}")
         _choice("pseudo_fakes", self.pseudo_fakes, PSEUDO_FAKE_MODES)
@@ -191,6 +222,8 @@ class TrainingConfig:
     def require_run_settings(self) -> None:
         """``data`` and ``output_dir`` have no default: a run needs both."""
         missing = [key for key in ("data", "output_dir") if not getattr(self, key)]
+        if self.sources and "data" in missing:
+            missing.remove("data")
         if missing:
             raise ConfigError(
                 "missing required setting(s): " + ", ".join(missing)

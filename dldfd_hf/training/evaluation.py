@@ -22,6 +22,7 @@ from ..metrics.core import FRAME_METRICS, VIDEO_METRICS, deepfake_metrics
 from ..metrics.paper import table2_row
 from ..models.dldfd import fake_probabilities
 from .data import read_column
+from .sources import SOURCE_COLUMN
 
 __all__ = [
     "Predictions",
@@ -86,7 +87,9 @@ def predict(model: Any, dataloader: Any, accelerator: Any, desc: str = "evaluati
 
 def split_metrics(dataset: Any, predictions: Predictions, strategy: str = "majority",
                   threshold: float = 0.5) -> Dict[str, Any]:
-    """``{"frame", "video", "per_method", "loss"}`` for predictions over ``dataset`` (a corpus split)."""
+    """``{"frame", "video", "per_method", "loss"}`` for predictions over ``dataset`` (a corpus split);
+    a split merged from several corpora (a ``source`` column) also gets ``per_source``: the same
+    metrics (but the loss) for each corpus's rows alone."""
     methods = np.asarray(read_column(dataset, "method"), dtype=object)[predictions.index]
     video_ids = np.asarray(read_column(dataset, "video_id"), dtype=object)[predictions.index]
     result = deepfake_metrics(
@@ -94,6 +97,16 @@ def split_metrics(dataset: Any, predictions: Predictions, strategy: str = "major
         strategy=strategy, threshold=threshold,
     )
     result["loss"] = predictions.loss
+    if SOURCE_COLUMN in dataset.column_names:
+        sources = np.asarray(read_column(dataset, SOURCE_COLUMN), dtype=object)[predictions.index]
+        result["per_source"] = {
+            name: deepfake_metrics(
+                predictions.labels[mine], predictions.fake_probs[mine], methods[mine].tolist(),
+                video_ids[mine].tolist(), strategy=strategy, threshold=threshold,
+            )
+            for name in dict.fromkeys(sources.tolist())
+            for mine in [sources == name]
+        }
     return result
 
 
@@ -123,6 +136,9 @@ def flatten_metrics(result: Dict[str, Any]) -> Dict[str, float]:
     for level, names in (("frame", FRAME_METRICS), ("video", VIDEO_METRICS)):
         for name in names:
             flat[f"{level}/{name}"] = (result.get(level) or {}).get(name)
+    for source, metrics in (result.get("per_source") or {}).items():
+        for level in ("frame", "video"):
+            flat[f"{source}:{level}/auc"] = (metrics.get(level) or {}).get("auc")
     return {k: v for k, v in flat.items() if v is not None}
 
 

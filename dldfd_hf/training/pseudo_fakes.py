@@ -112,6 +112,9 @@ class PseudoFakePairs(Sampler):
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
+        drawn = getattr(self.sampler, "drawn_per_label", None)
+        if drawn is not None:  # a sampler that draws a share of the rows (SourceMixSampler)
+            return len(self.sampler) + drawn().get(0, 0)
         return int(len(self.labels) + (self.labels == 0).sum())
 
     def __iter__(self) -> Iterator[Tuple[int, ...]]:
