@@ -10,7 +10,9 @@ Prints ONE JSON line.
 - ``loading_img_per_s``: images per second out of ``examples/train.py``'s training DataLoader
   (decode, [self-blend], resize, flip, normalise, collate) for ``plain`` (no pseudo-fakes),
   ``sbi_pairs`` (``pseudo_fake_pairs``: every real row as it is and as its pseudo-fake, the SBI
-  config) and ``sbi_p0.5`` (independent draws); every mode timed in the same run, interleaved
+  config), ``sbi_p0.5`` (independent draws), and the pairs with the shared augmentation
+  (``augmentation: sbi``) without and with H.264 re-encoding (``sbi_pairs_aug``,
+  ``sbi_pairs_aug_h264``: ``h264_probability`` 0.5, the shipped recipe); every mode timed in the same run, interleaved
   over ``--repeats`` rounds (median), so load from other processes hits all of them alike.
 - ``loading_slowdown``: ``1 - sbi / plain`` per mode (the goal: <= 0.20).
 
@@ -38,6 +40,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch.utils.data import DataLoader
 
 from dldfd_hf.data.sbi import SelfBlender, template_landmarks
+from dldfd_hf.training.augment import FaceAugment
 from dldfd_hf.training.data import (
     EpochSampler,
     FrameDataset,
@@ -95,12 +98,14 @@ def make_loader(split, mode: str, args: argparse.Namespace) -> DataLoader:
     labels = split.select_columns(["label"])["label"]
     transform = FrameTransform(args.image_size, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, hflip=0.5)
     sampler = EpochSampler(labels, seed=0)
-    blender = None
-    if mode == "sbi_pairs":
+    blender = augment = None
+    if mode.startswith("sbi_pairs"):
         sampler, blender = PseudoFakePairs(sampler, labels), SelfBlender()
     elif mode == "sbi_p0.5":
         blender = SelfBlender(0.5)
-    return DataLoader(FrameDataset(split, transform, blender), batch_size=args.batch_size, sampler=sampler,
+    if mode.startswith("sbi_pairs_aug"):
+        augment = FaceAugment(h264_probability=0.5 if mode.endswith("h264") else 0.0)
+    return DataLoader(FrameDataset(split, transform, blender, augment), batch_size=args.batch_size, sampler=sampler,
                       collate_fn=collate_frames, num_workers=args.workers, persistent_workers=args.workers > 0)
 
 
@@ -130,7 +135,7 @@ def main() -> None:
         else:
             split = synthetic_split(Path(tmp) / "train")
         crop = split[0]["image"].size
-        modes = ("plain", "sbi_pairs", "sbi_p0.5")
+        modes = ("plain", "sbi_pairs", "sbi_p0.5", "sbi_pairs_aug", "sbi_pairs_aug_h264")
         loaders = {mode: make_loader(split, mode, args) for mode in modes}
         states = {mode: {} for mode in modes}
         for mode in modes:
