@@ -6,7 +6,7 @@ auto classes; nothing else needs to be called.
 
 from typing import Any
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageClassification
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, ViTImageProcessor
 
 from . import _moved
 from .configuration_dldfd import DLDFDConfig
@@ -23,6 +23,10 @@ __version__ = "0.1.0"
 AutoConfig.register(DLDFDConfig.model_type, DLDFDConfig, exist_ok=True)
 AutoModel.register(DLDFDConfig, DLDFDModel, exist_ok=True)
 AutoModelForImageClassification.register(DLDFDConfig, DLDFDForImageClassification, exist_ok=True)
+# A DLDFD folder's image processor is the stock ViTImageProcessor (image_processor_for). Registered, it is
+# found locally: a folder (model_type dldfd) that auto-maps an image processor class of its own to
+# Python beside it gets this one instead, with no trust_remote_code prompt (README, Reliability).
+AutoImageProcessor.register(DLDFDConfig, image_processor_classes={"torchvision": ViTImageProcessor}, exist_ok=True)
 
 from .inference.pipelines import DeepfakeVideoDetectionPipeline, register_pipeline  # noqa: E402
 

@@ -5,6 +5,7 @@ code in a model folder. Each test failed before its fix."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import socket
 import subprocess
@@ -294,3 +295,54 @@ def test_a_bad_rng_state_file_is_refused_naming_it(checkpoint, tmp_path, kind):
         validate_checkpoint(damaged)
     assert str(caught.value).startswith(f"{rng_file}: {expected}") and "\n" not in str(caught.value)
     assert not marker.exists()
+
+
+def _folder_with_processor_code(source: Path, target: Path, marker: Path, where: str) -> Path:
+    """A copy of our own ``source`` folder (model_type dldfd) whose image processor is auto-mapped to
+    ``evil_processing.py``, which creates ``marker`` when imported. ``where``: the file transformers
+    reads it from: ``preprocessor_config.json``, or ``config.json`` (what it reads for a folder with
+    timm keys, as ours have)."""
+    import shutil
+
+    shutil.copytree(source, target)
+    config = json.loads((target / "config.json").read_text())
+    processor = json.loads((target / "preprocessor_config.json").read_text())
+    auto_map = {"AutoImageProcessor": "evil_processing.EvilImageProcessor"}
+    processor.pop("image_processor_type", None)
+    processor["auto_map"] = auto_map
+    config.pop("image_processor_type", None)
+    if where == "config.json":
+        config["auto_map"] = {**config.get("auto_map", {}), **auto_map}
+    else:
+        config.pop("pretrained_cfg", None)  # not a timm folder: transformers reads preprocessor_config.json
+    (target / "config.json").write_text(json.dumps(config))
+    (target / "preprocessor_config.json").write_text(json.dumps(processor))
+    (target / "evil_processing.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('the folder ran its code')\n"
+        "from transformers import ViTImageProcessor\n\n\nclass EvilImageProcessor(ViTImageProcessor):\n    pass\n"
+    )
+    return target
+
+
+@pytest.mark.parametrize("where", ["preprocessor_config.json", "config.json"])
+def test_pipeline_never_runs_an_auto_mapped_image_processor(tiny_model_folder, tmp_path, monkeypatch, where):
+    from transformers import AutoImageProcessor, ViTImageProcessor, pipeline
+
+    from dldfd_hf.inference.loading import load_video_pipeline
+    from dldfd_hf.inference.pipelines import TASK
+
+    marker = tmp_path / "code-ran"
+    folder = _folder_with_processor_code(tiny_model_folder, tmp_path / "folder", marker, where)
+    prompts = []
+    # A user at a terminal who answers "y" to transformers' "run the custom code? [y/N]".
+    monkeypatch.setattr("builtins.input", lambda *args: prompts.append(args) or "y")
+    detector = pipeline(TASK, model=str(folder))  # trust_remote_code left unset, as the issue ran it
+    assert type(detector.image_processor) is ViTImageProcessor
+    assert type(AutoImageProcessor.from_pretrained(folder)) is ViTImageProcessor
+    assert type(load_video_pipeline(folder).image_processor) is ViTImageProcessor
+    assert not marker.exists()
+    assert prompts == []  # the stock processor is found locally: transformers does not even ask
+    # Our own folders auto-map no processor: loading them never needs the folder's Python.
+    assert "auto_map" not in json.loads((tiny_model_folder / "preprocessor_config.json").read_text())
+    auto_map = json.loads((tiny_model_folder / "config.json").read_text())["auto_map"]
+    assert not {"AutoImageProcessor", "AutoVideoProcessor", "AutoProcessor"} & set(auto_map)

@@ -16,7 +16,11 @@ or a list of paths (one result per path). The model's own preprocessing is used:
 Frames are decoded and searched for faces a few at a time (:meth:`DeepfakeVideoDetectionPipeline.frame_batch`),
 so memory holds one batch of frames plus one face crop per frame, whatever ``num_frames``.
 
-``pipeline(...)`` is transformers' own function: to load a folder or repo you did not make, pass
+``pipeline(...)`` is transformers' own function. For a DLDFD folder (``model_type`` ``dldfd``) it runs none
+of the folder's Python, even when the folder auto-maps an image or video processor of its own: the
+config, models and image processor are registered locally, and this pipeline loads no video processor.
+For a folder of another ``model_type`` with an ``auto_map``, transformers asks whether to run its code
+(and runs it on "y" or ``trust_remote_code=True``): to load a folder or repo you did not make, pass
 ``trust_remote_code=False`` or use :func:`dldfd_hf.inference.loading.load_video_pipeline`, which never runs
 code from a model folder and refuses one that is not a DLDFD model.
 """
@@ -85,8 +89,11 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     that have a box. ``label``, ``score`` and ``fake_score`` are None when no face was found.
     """
 
+    # Only the image processor: frames are decoded here. Left None, transformers would also look for a
+    # video processor (AutoVideoProcessor), and a folder's auto_map could have it import the folder's Python.
     _load_processor = False
     _load_image_processor = True
+    _load_video_processor = False
     _load_feature_extractor = False
     _load_tokenizer = False
 
