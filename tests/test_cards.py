@@ -15,7 +15,8 @@ from huggingface_hub import ModelCard
 from dldfd_hf.hub.cards import METRICS, load_evaluation, render_model_card, training_details
 from dldfd_hf.data.build import BuildConfig
 from dldfd_hf.data.ffpp import METHOD_NAMES
-from dldfd_hf.hub import export_model, hub_config
+from dldfd_hf.hub.export import export_model
+from dldfd_hf.model_folder import hub_config
 from dldfd_hf.metrics.paper import PAPER_TCR
 from dldfd_hf.training.config import TrainingConfig
 from dldfd_hf.training.evaluation import Predictions, evaluation_entry

@@ -31,9 +31,9 @@ from dldfd_hf.data.build import (
     build_corpus,
     corpus_features,
     merge_shards,
-    read_report,
 )
 from dldfd_hf.data.ffpp import Splits, method_dir, original_dir
+from dldfd_hf.data.finalize import read_report
 from dldfd_hf.hub.push import PushResult
 from dldfd_hf.inference.video import VideoReader, evenly_spaced_indices
 from tests.conftest import SYNTH_FFPP_COMPRESSION as COMPRESSION

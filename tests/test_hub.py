@@ -17,9 +17,9 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification, pipeline
 
-import dldfd_hf
 from dldfd_hf import DLDFDForImageClassification, create_dldfd
-from dldfd_hf.hub import MODEL_FILES, ModelFolderError, check_model_folder, export_model, is_trained
+from dldfd_hf.hub.export import export_model
+from dldfd_hf.model_folder import MODEL_FILES, ModelFolderError, check_model_folder, is_trained
 
 from tests.conftest import REPO_ROOT, assert_same_network_outputs
 
@@ -312,4 +312,4 @@ def test_is_trained_reads_the_batchnorm_counters(trained_tiny):
     assert is_trained(DLDFDForImageClassification.from_timm(trained_tiny)) is True
     linear = timm.create_model("dldfd_tiny", stem_norm="none", stem_act="none")
     assert is_trained(linear) is False  # falls back to the backbone's BatchNorm layers
-    assert dldfd_hf.hub.is_trained(train_a_little(linear)) is True
+    assert is_trained(train_a_little(linear)) is True

@@ -1,20 +1,16 @@
 """The shape of the code: one-way imports, functions a reader can hold in their head, and every
-import the README documents (or documented before the subpackages) still importing."""
+import the README documents importing."""
 
 from __future__ import annotations
 
 import ast
 import importlib
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Set
 
-import pytest
-
 import dldfd_hf
-from dldfd_hf import _moved
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = Path(dldfd_hf.__file__).resolve().parent
@@ -204,7 +200,7 @@ def _resolve_dotted(name: str) -> object:
 
 def test_the_readme_imports_import_without_a_deprecation_warning():
     statements = readme_import_statements()
-    assert "from dldfd_hf.hub import export_model" in statements
+    assert "from dldfd_hf.hub.export import export_model" in statements
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         for statement in statements:
@@ -214,8 +210,6 @@ def test_the_readme_imports_import_without_a_deprecation_warning():
 def test_every_dotted_name_in_the_readme_exists():
     names = readme_dotted_names()
     assert "dldfd_hf.inference.loading.load_video_pipeline" in names
-    # the former paths the README lists as such are checked by the tests below
-    names = {name for name in names if name.split(".")[1] not in _moved.MOVED}
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         missing = []
@@ -226,44 +220,3 @@ def test_every_dotted_name_in_the_readme_exists():
                 missing.append(f"{name}: {err}")
     assert missing == []
 
-
-# Paths the README documented before the modules moved into subpackages.
-FORMER_README_PATHS = [
-    ("dldfd_hf.loading", "load_video_pipeline"),
-    ("dldfd_hf.faces", "FaceCropper"),
-    ("dldfd_hf.faces", "square_crop_box"),
-    ("dldfd_hf.video", "sample_frames"),
-    ("dldfd_hf.video", "iter_frames"),
-    ("dldfd_hf.video", "probe"),
-    ("dldfd_hf.voting", "vote"),
-    ("dldfd_hf.cards", "render_model_card"),
-    ("dldfd_hf.push", "push_model"),
-    ("dldfd_hf.push", "push_corpus"),
-    ("dldfd_hf.push", "push_space"),
-    ("dldfd_hf.hub", "export_model"),
-    ("dldfd_hf.demo_utils", "analyse_video"),
-]
-
-
-@pytest.mark.parametrize("module, name", FORMER_README_PATHS)
-def test_former_import_paths_still_work_and_say_where_the_module_went(module, name, monkeypatch):
-    old = module.rsplit(".", 1)[1]
-    if old not in _moved.MOVED:  # a package now, at the same path
-        assert getattr(importlib.import_module(module), name)
-        return
-    monkeypatch.delitem(sys.modules, module, raising=False)
-    new = importlib.import_module(f"dldfd_hf.{_moved.MOVED[old]}")
-    with pytest.warns(FutureWarning, match=rf"{re.escape(module)} moved to dldfd_hf\.{_moved.MOVED[old]}"):
-        namespace: dict = {}
-        exec(f"from {module} import {name}", namespace)
-    assert namespace[name] is getattr(new, name)
-    assert sys.modules[module] is new  # one module: monkeypatching either path patches both
-
-
-def test_a_moved_module_is_an_attribute_of_the_package(monkeypatch):
-    monkeypatch.delitem(sys.modules, "dldfd_hf.voting", raising=False)
-    monkeypatch.delattr(dldfd_hf, "voting", raising=False)
-    with pytest.warns(FutureWarning, match="dldfd_hf.voting moved"):
-        assert dldfd_hf.voting.vote is importlib.import_module("dldfd_hf.inference.voting").vote
-    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
-        dldfd_hf.nonexistent

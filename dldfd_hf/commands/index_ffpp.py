@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ..data.build import read_report
+from ..data.finalize import read_report
 from ..data.ffpp import (
     COMPRESSIONS,
     DEFAULT_METHODS,

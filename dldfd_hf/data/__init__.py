@@ -8,7 +8,6 @@ Only the light, dependency-free layout API is imported here; the builder and syn
 torch, PyAV and datasets, so import them from their modules.
 """
 
-from ..labels import LABEL_NAMES  # re-exported: 0 = real, 1 = fake, defined once in dldfd_hf.labels
 from .ffpp import (
     COMPRESSIONS,
     DEFAULT_METHODS,
@@ -29,7 +28,6 @@ from .ffpp import (
 __all__ = [
     "COMPRESSIONS",
     "DEFAULT_METHODS",
-    "LABEL_NAMES",
     "METHOD_NAMES",
     "OPTIONAL_METHODS",
     "SPLITS",

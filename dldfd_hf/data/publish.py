@@ -14,7 +14,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .._io import PathLike, atomic_folder
 from ..templates import template_text
-from .build import read_report, report_table
+from .finalize import read_report, report_table
 from .ffpp import SPLITS
 
 CARD_TEMPLATE = "ffpp_dataset_card.md"

@@ -33,7 +33,7 @@ import timm
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .._io import PathLike
-from ..data.build import read_report
+from ..data.finalize import read_report
 from ..data.ffpp import ABBREVIATIONS, DEFAULT_METHODS, ORIGINAL
 from ..metrics.paper import table2_row
 from ..templates import template_text

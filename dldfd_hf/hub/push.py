@@ -99,7 +99,7 @@ def prepare_model_folder(
     trained: Optional[bool] = None,
     overwrite: bool = False,
 ) -> Path:
-    """The model repo folder: ``model`` exported with its card (:func:`dldfd_hf.hub.export_model`).
+    """The model repo folder: ``model`` exported with its card (:func:`dldfd_hf.hub.export.export_model`).
 
     ``model`` is a timm / transformers DLDFD model, or anything ``--model`` accepts elsewhere
     (:func:`dldfd_hf.inference.loading.load_model`): a model folder (``save_pretrained`` or an export), a Hub

@@ -2,7 +2,6 @@
 
 from .dldfd import (
     DLDFD,
-    LABEL_NAMES,
     SHIPPED_MODEL,
     SHIPPED_MODEL_DIR,
     SHIPPED_MODEL_SUMMARY,
@@ -14,5 +13,5 @@ from .dldfd import (
 )
 from .stem import AugmentedStem
 
-__all__ = ["DLDFD", "AugmentedStem", "LABEL_NAMES", "SHIPPED_MODEL", "SHIPPED_MODEL_DIR", "SHIPPED_MODEL_SUMMARY", "checkpoint_filter_fn", "create_dldfd", "default_cfgs",
+__all__ = ["DLDFD", "AugmentedStem", "SHIPPED_MODEL", "SHIPPED_MODEL_DIR", "SHIPPED_MODEL_SUMMARY", "checkpoint_filter_fn", "create_dldfd", "default_cfgs",
            "fake_logit", "fake_probabilities"]

@@ -1,6 +1,6 @@
 """DLDFD models for ``trust_remote_code=True`` loading: the implementation is the dldfd-hf package.
 
-This file is written by ``dldfd_hf.hub.export_model``. It holds no model code of its own, so the
+This file is written by ``dldfd_hf.hub.export.export_model``. It holds no model code of its own, so the
 weights in this repo always run through the tested package code (``pip install dldfd-hf``).
 """
 
