@@ -69,10 +69,12 @@ class DLDFDConfig(PretrainedConfig):
         pos_weight: Optional[float] = None,
         **kwargs: Any,
     ) -> None:
-        if head_num_classes is not None and (
-            not isinstance(head_num_classes, int) or isinstance(head_num_classes, bool) or head_num_classes < 1
-        ):
-            raise ValueError(f"DLDFDConfig: head_num_classes must be a positive integer, got {head_num_classes!r}")
+        counts = dict(head_num_classes=head_num_classes) if head_num_classes is not None else {}
+        counts.update(num_channels=num_channels, stem_out_chans=stem_out_chans, stem_branch_chans=stem_branch_chans,
+                      stem_branches=stem_branches, image_size=image_size)
+        for name, value in counts.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DLDFDConfig: {name} must be a positive integer, got {value!r}")
         if kwargs.get("id2label") is not None:
             kwargs.setdefault("label2id", {label: int(i) for i, label in kwargs["id2label"].items()})
         elif kwargs.get("num_labels") is None:
@@ -92,11 +94,6 @@ class DLDFDConfig(PretrainedConfig):
             raise ValueError(
                 f"DLDFDConfig: head_num_classes={head_num_classes} needs as many labels, got id2label={self.id2label}"
             )
-        for name, value in (("num_channels", num_channels), ("stem_out_chans", stem_out_chans),
-                            ("stem_branch_chans", stem_branch_chans), ("stem_branches", stem_branches),
-                            ("image_size", image_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DLDFDConfig: {name} must be a positive integer, got {value!r}")
         if len(image_mean) != num_channels or len(image_std) != num_channels:
             raise ValueError(
                 f"DLDFDConfig: image_mean and image_std need {num_channels} values (num_channels), "

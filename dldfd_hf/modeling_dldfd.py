@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -80,6 +80,19 @@ class DLDFDPreTrainedModel(PreTrainedModel):
             raise ValueError("pixel_values is required: a float tensor shaped (batch, channels, height, width)")
         return pixel_values
 
+    def _features(
+        self, pixel_values: torch.Tensor, output_hidden_states: Optional[bool]
+    ) -> Tuple[torch.Tensor, Optional[Tuple[torch.Tensor, ...]]]:
+        """The backbone's last feature map and, with ``output_hidden_states`` (default: the config's),
+        every feature level (timm's ``forward_intermediates``: the backbone's stem, then each stage),
+        as transformers' ResNet returns its embedding and stage outputs."""
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if not output_hidden_states:
+            return self.dldfd.forward_features(pixel_values), None
+        features, levels = self.dldfd.forward_intermediates(pixel_values)
+        return features, tuple(levels)
+
 
 class DLDFDModel(DLDFDPreTrainedModel):
     """The DLDFD network without its classifier: pooled features for downstream use."""
@@ -102,11 +115,13 @@ class DLDFDModel(DLDFDPreTrainedModel):
     ) -> Union[tuple, BaseModelOutputWithPoolingAndNoAttention]:
         pixel_values = self._check_pixel_values(pixel_values)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        features = self.dldfd.forward_features(pixel_values)
+        features, hidden_states = self._features(pixel_values, output_hidden_states)
         pooled = self.dldfd.forward_head(features, pre_logits=True)
         if not return_dict:
-            return (features, pooled)
-        return BaseModelOutputWithPoolingAndNoAttention(last_hidden_state=features, pooler_output=pooled)
+            return (features, pooled) + ((hidden_states,) if hidden_states is not None else ())
+        return BaseModelOutputWithPoolingAndNoAttention(
+            last_hidden_state=features, pooler_output=pooled, hidden_states=hidden_states
+        )
 
 
 class DLDFDForImageClassification(DLDFDPreTrainedModel):
@@ -163,14 +178,13 @@ class DLDFDForImageClassification(DLDFDPreTrainedModel):
     ) -> Union[tuple, ImageClassifierOutputWithNoAttention]:
         pixel_values = self._check_pixel_values(pixel_values)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        features = self.dldfd.forward_features(pixel_values)
+        features, hidden_states = self._features(pixel_values, output_hidden_states)
         head = self.dldfd.forward_head(features)
         if head.shape[1] == 1:
             logits = torch.cat([torch.zeros_like(head), head], dim=1)
         else:
             logits = head
         loss = self.compute_loss(head, labels) if labels is not None else None
-        hidden_states = (features,) if output_hidden_states else None
         if not return_dict:
             output = (logits,) + ((hidden_states,) if hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output

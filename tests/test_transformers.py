@@ -78,6 +78,37 @@ def test_two_logits_match_timm_sigmoid(timm_tiny):
     assert torch.allclose(probs.sum(-1), torch.ones(3))
 
 
+def test_hidden_states_are_the_feature_levels_and_change_no_output(timm_tiny):
+    # As transformers' ResNet: output_hidden_states (or config.output_hidden_states) adds the feature
+    # maps of the backbone's stem and of each stage, shallowest first (timm's forward_intermediates).
+    levels = [(64, 32, 32), (8, 16, 16), (16, 8, 8), (32, 4, 4), (64, 2, 2)]  # dldfd_tiny at 64 px
+    assert [(info["num_chs"], 64 // info["reduction"]) for info in timm_tiny.feature_info] == [
+        (channels, side) for channels, side, _ in levels
+    ]
+    model = DLDFDForImageClassification.from_timm(timm_tiny).eval()
+    base = DLDFDModel(DLDFDConfig.from_timm(timm_tiny)).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        plain = model(pixel_values=x)
+        out = model(pixel_values=x, output_hidden_states=True)
+        as_tuple = model(pixel_values=x, output_hidden_states=True, return_dict=False)
+        base_plain = base(pixel_values=x)
+        base_out = base(pixel_values=x, output_hidden_states=True)
+        model.config.output_hidden_states = True
+        from_config = model(pixel_values=x)
+        overridden = model(pixel_values=x, output_hidden_states=False)
+    assert plain.hidden_states is None and base_plain.hidden_states is None and overridden.hidden_states is None
+    for hidden_states in (out.hidden_states, as_tuple[1], from_config.hidden_states, base_out.hidden_states):
+        assert isinstance(hidden_states, tuple)
+        assert [tuple(h.shape) for h in hidden_states] == [(2, *shape) for shape in levels]
+    assert len(as_tuple) == 2
+    for logits in (out.logits, as_tuple[0], from_config.logits, overridden.logits):
+        assert torch.equal(logits, plain.logits)
+    assert torch.equal(base_out.last_hidden_state, base_plain.last_hidden_state)
+    assert torch.equal(base_out.hidden_states[-1], base_out.last_hidden_state)  # a ResNet's last stage
+    assert torch.equal(base_out.pooler_output, base_plain.pooler_output)
+
+
 def test_save_and_load_round_trip_exactly(tiny_folder, timm_tiny):
     assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= {p.name for p in tiny_folder.iterdir()}
     config = json.loads((tiny_folder / "config.json").read_text())
