@@ -12,10 +12,12 @@ The logic lives in :mod:`dldfd_hf.inference.analysis`; this file is the page and
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
 import threading
+import uuid
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -25,6 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from dldfd_hf._io import atomic_write_bytes  # noqa: E402
 from dldfd_hf.inference.loading import ModelLoadError, describe_model, load_pipeline_with_notice  # noqa: E402
 from dldfd_hf.inference.voting import STRATEGIES  # noqa: E402
 from dldfd_hf.inference.analysis import (  # noqa: E402
@@ -55,6 +58,9 @@ APP_DIR = Path(__file__).resolve().parent
 CONCURRENCY_ID = "detector"  # both tabs share one model: one concurrency limit for both
 RECORDS_FOLDER = "dldfd-records"  # inside Gradio's cache: the JSON downloads, removed by delete_cache
 CACHE_LIFETIME_S = 3600  # uploads, crops and records older than this are deleted, checked this often
+# The cache bound never deletes a file younger than this: it may be the answer of another request
+# whose client is still downloading it (deleting it cut such downloads short under load).
+KEEP_ANSWERS_S = 300
 # Tiles of one size whatever the count (gradio would widen 2 faces to the full width), rows as tall
 # as their content (gradio's "auto" keeps a 450 px minimum).
 GALLERY = dict(height="fit-content", fit_columns=False, object_fit="contain")
@@ -193,11 +199,31 @@ def _bound_cache(demo: gr.Blocks, records_dir: Path, limits: DemoLimits, *keep: 
         files = [name for names in demo.temp_file_sets for name in list(names)]
         if records_dir.is_dir():
             files += [str(path) for path in records_dir.iterdir()]
-        removed = trim_cache(files, limits.max_cache_mb * 2**20, keep=[name for name in keep if name])
+        removed = trim_cache(files, limits.max_cache_mb * 2**20, keep=[name for name in keep if name],
+                             min_age_s=KEEP_ANSWERS_S)
         if removed:
             logger.info("cache over %g MB: removed the %d oldest file(s)", limits.max_cache_mb, len(removed))
     except Exception:  # the bound must never cost an answer
         logger.exception("trimming the cache failed")
+
+
+def _image_file(image: Any, folder: Path) -> str:
+    """``image`` written to a file of its own (PNG), whose path the output returns.
+
+    Returned as a PIL image, Gradio writes it to a path named by its content, in place: a second
+    request with the same crop rewrote (truncated) the file while the first one's client was
+    downloading it ("Too little data for declared Content-Length"). A file of its own is copied by
+    Gradio atomically, and a copy that exists already is reused, never rewritten.
+    """
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    path = folder / f"{uuid.uuid4().hex}.png"
+    atomic_write_bytes(path, buffer.getvalue())
+    return str(path)
+
+
+def _captioned_files(items: Sequence[tuple], folder: Path) -> list[tuple[str, str]]:
+    return [(_image_file(image, folder), caption) for image, caption in items]
 
 
 def _video_results(detector: Any, limits: DemoLimits, records_dir: Path, video: Optional[str], num_frames: int,
@@ -214,8 +240,8 @@ def _video_results(detector: Any, limits: DemoLimits, records_dir: Path, video: 
         return (
             _verdict_markdown(analysis, strategy, threshold),
             probability_plot_data(analysis.row, threshold),
-            crops,
-            [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)],
+            _captioned_files(crops, records_dir),
+            _captioned_files([(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)], records_dir),
             str(write_records_json(analysis.row, records_dir)),
         )
     except InputRejected as err:
@@ -233,9 +259,10 @@ def _image_results(detector: Any, limits: DemoLimits, records_dir: Path, photo: 
         heatmaps = explain_crops(detector, analysis.crops) if explain else []
         return (
             _verdict_markdown(analysis, "majority", threshold),
-            draw_faces(analysis.image, analysis.row["frames"], threshold),
+            _image_file(draw_faces(analysis.image, analysis.row["frames"], threshold), records_dir),
             faces_table(analysis.row["frames"], threshold),
-            [(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))],
+            _captioned_files([(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))],
+                             records_dir),
             str(write_records_json(analysis.row, records_dir)),
         )
     except InputRejected as err:

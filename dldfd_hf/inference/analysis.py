@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,9 +377,12 @@ def write_records_json(row: Dict[str, Any], directory: PathLike) -> Path:
     return path
 
 
-def trim_cache(files: Iterable[PathLike], max_bytes: float, keep: Iterable[PathLike] = ()) -> List[Path]:
+def trim_cache(files: Iterable[PathLike], max_bytes: float, keep: Iterable[PathLike] = (),
+               min_age_s: float = 0.0) -> List[Path]:
     """Delete the oldest of ``files`` (by modification time) until the rest take at most
-    ``max_bytes``; never the ``keep`` files (the request being answered). Returns what was deleted.
+    ``max_bytes``; never the ``keep`` files (the request being answered), nor files modified less
+    than ``min_age_s`` seconds ago (answers of other requests whose clients may still be
+    downloading them: the bound may be exceeded that long). Returns what was deleted.
 
     The demo's bound on the uploads, crops and records it leaves in Gradio's cache while it runs:
     Gradio deletes them only by age (``delete_cache``) and when the app shuts down. Files already
@@ -394,10 +398,11 @@ def trim_cache(files: Iterable[PathLike], max_bytes: float, keep: Iterable[PathL
         if stat.S_ISREG(info.st_mode):
             entries.append((info.st_mtime, info.st_size, name))
     total = sum(size for _, size, _ in entries)
+    young = time.time() - min_age_s
     removed: List[Path] = []
-    for _, size, name in sorted(entries):
-        if total <= max_bytes:
-            break
+    for mtime, size, name in sorted(entries):
+        if total <= max_bytes or mtime > young:
+            break  # sorted by age: the rest are younger still
         if name in kept:
             continue
         try:
