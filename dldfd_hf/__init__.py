@@ -4,11 +4,8 @@ Importing this package registers the ``dldfd_*`` timm models and the ``dldfd`` t
 auto classes; nothing else needs to be called.
 """
 
-from typing import Any
-
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageClassification, ViTImageProcessor
 
-from . import _moved
 from .configuration_dldfd import DLDFDConfig
 from .modeling_dldfd import (
     DLDFDForImageClassification,
@@ -31,13 +28,6 @@ AutoImageProcessor.register(DLDFDConfig, image_processor_classes={"torchvision":
 from .inference.pipelines import DeepfakeVideoDetectionPipeline, register_pipeline  # noqa: E402
 
 register_pipeline()  # pipeline("deepfake-video-detection", model=...)
-_moved.install()  # dldfd_hf.video, dldfd_hf.cards, ...: the paths from before the subpackages
-
-
-def __getattr__(name: str) -> Any:
-    if name in _moved.MOVED:  # ``dldfd_hf.loading.load_model`` without importing dldfd_hf.loading first
-        return _moved.import_moved(name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
