@@ -160,7 +160,7 @@ def naive_once(detector: Any, path: Path, num_frames: int) -> Dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="real clip the test videos are built from")
-    parser.add_argument("--model", default="dldfd_efficientnet_lite0.sbi_faces",
+    parser.add_argument("--model", default="dldfd_efficientnet_lite0.ffpp_sbi",
                         help="model for load_video_pipeline (default: the shipped detector; an architecture name: random weights)")
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5,

@@ -1,12 +1,12 @@
-"""Put a trained DLDFD-Lite0 into the package as the shipped detector (``dldfd_efficientnet_lite0.sbi_faces``).
+"""Put a trained DLDFD-Lite0 into the package as the shipped detector (``dldfd_hf.models.SHIPPED_MODEL``).
 
-Writes ``dldfd_hf/models/weights/dldfd_efficientnet_lite0.sbi_faces/``: ``model.safetensors`` in
+Writes ``dldfd_hf/models/weights/<SHIPPED_MODEL>/``: ``model.safetensors`` in
 float16 (half the size; the models load it into float32), ``config.json`` and
 ``preprocessor_config.json``, the same model-folder layout every export has, minus the
 remote-code shims and their ``auto_map`` (importing ``dldfd_hf`` registers the classes). Prints the file's sha256 and size: record
 the sha256 in ``tests/test_shipped_model.py``.
 
-    python examples/bundle_shipped_model.py runs/sbi_faces_lite0/best
+    python examples/bundle_shipped_model.py runs/ffpp_sbi_lite0/best
 """
 
 from __future__ import annotations

@@ -418,7 +418,7 @@ def test_records_file_is_the_detect_json_format(tmp_path):
 def test_model_resolution_order(tmp_path, monkeypatch):
     monkeypatch.delenv(MODEL_ENV, raising=False)
     # Nothing named: the detector shipped inside the package (nothing is fetched implicitly).
-    assert resolve_model_spec(None, tmp_path) == DEFAULT_MODEL == "dldfd_efficientnet_lite0.sbi_faces"
+    assert resolve_model_spec(None, tmp_path) == DEFAULT_MODEL == "dldfd_efficientnet_lite0.ffpp_sbi"
     (tmp_path / "README.md").write_text("---\nsdk: gradio\n---\n# Space without a model\n")
     assert resolve_model_spec(None, tmp_path) == DEFAULT_MODEL
     (tmp_path / "README.md").write_text("---\nsdk: gradio\nmodels:\n- org/from-card\n---\n# Space\n")

@@ -56,7 +56,7 @@ def test_hub_card_numbers_come_from_the_results_files():
     import json
 
     dev = json.loads((HUB_CARD / "results" / "dev_fakes.json").read_text())
-    shipped = dev["models"]["dldfd_efficientnet_lite0.sbi_faces"]
+    shipped = dev["models"]["dldfd_efficientnet_lite0.ffpp_sbi"]
     assert f"| {shipped['dfdc_crops']['auc']:.3f} |" in text
     assert "license: other" in text and "FaceForensics++" in text
     assert (HUB_CARD / "assets" / "dev_fakes.png").is_file()

@@ -308,7 +308,7 @@ def test_cli_and_pipeline_default_to_the_shipped_detector(capsys, shared_data, h
     row = json.loads(out)[0]
     assert code == 0 and row["label"] in ("real", "fake") and row["frames_used"] == 1
     # It says which model answered, and nothing came from the Hub.
-    assert "model: dldfd_efficientnet_lite0.sbi_faces (shipped with dldfd-hf)" in err
+    assert "model: dldfd_efficientnet_lite0.ffpp_sbi (shipped with dldfd-hf)" in err
     assert not any((hf_home / "hub").glob("models--*lite0*"))
     result = pipeline("deepfake-video-detection")(str(shared_data / PHOTO))
     assert result["frames"][0]["fake_prob"] == pytest.approx(row["frames"][0]["fake_prob"], abs=1e-5)

@@ -14,11 +14,14 @@ from PIL import Image
 
 import dldfd_hf
 from dldfd_hf.models import SHIPPED_MODEL, SHIPPED_MODEL_DIR, AugmentedStem
+from dldfd_hf.models.dldfd import PREVIOUS_SHIPPED_MODEL
 from dldfd_hf.models.imagenet import MissingWeightsPackage, efficientnet_lite0_state_dict
 from tests.conftest import assert_same_network_outputs
 
 # sha256 of the bundled model.safetensors: a retrained model changes it (and its card) on purpose.
-SHIPPED_SHA256 = "0db42248b6a6d3bbf87314d116de354d423c79ad0b7dcc3a2be555cfe7231fe1"
+SHIPPED_SHA256 = "6ada593c1fee2732cdca7a6909c0b96c65bb3290515d24059b2bcb35ece8a525"
+# The detector shipped before it (``.sbi_faces``) stays in the package and keeps loading.
+PREVIOUS_SHA256 = "0db42248b6a6d3bbf87314d116de354d423c79ad0b7dcc3a2be555cfe7231fe1"
 SHIPPED = SHIPPED_MODEL_DIR / "model.safetensors"
 needs_bundle = pytest.mark.skipif(not SHIPPED.is_file(), reason=f"no bundled weights at {SHIPPED}")
 
@@ -77,6 +80,17 @@ def test_bundled_weights_match_the_recorded_sha256_and_size():
     assert SHIPPED.stat().st_size < 11 * 2**20
     config = json.loads((SHIPPED_MODEL_DIR / "config.json").read_text())
     assert config["architecture"] == "dldfd_efficientnet_lite0" and config["dtype"] == "float32"
+
+
+@needs_bundle
+def test_the_previous_shipped_detector_still_loads_from_the_package():
+    previous = SHIPPED_MODEL_DIR.parent / PREVIOUS_SHIPPED_MODEL / "model.safetensors"
+    assert hashlib.sha256(previous.read_bytes()).hexdigest() == PREVIOUS_SHA256
+    model = timm.create_model(PREVIOUS_SHIPPED_MODEL, pretrained=True).eval()
+    shipped = timm.create_model(SHIPPED_MODEL, pretrained=True).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert not torch.allclose(model(x), shipped(x))  # two different detectors, both offline
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,9 @@ import dldfd_hf  # noqa: F401  (registers the models)
 pytestmark = pytest.mark.slow  # ~1 min on 2 cores (most of it collecting timm's ~18k tests), plus the download
 
 # Pretrained cases that need weights which are not published yet (Hub repos of the .ffpp_c40 tags) or not
-# shipped yet (the packaged .sbi_faces detector): deselected until they exist. Offline they cannot pass.
+# shipped yet (the packaged .ffpp_sbi and .sbi_faces detectors): deselected until they exist. Offline they cannot pass.
 DOWNLOAD_TESTS = ("test_model_load_pretrained", "test_model_features_pretrained")
-SHIPPED_TAG = "sbi_faces"
+SHIPPED_TAGS = ("ffpp_sbi", "sbi_faces")
 UNPUBLISHED_TAGS = ("ffpp_c40",)
 # Tests every dldfd_* architecture must have run and passed (a guard against the test file's own
 # filters or size limits silently leaving our models out).
@@ -85,10 +85,13 @@ def _prepare(tests: Path) -> None:
     test_models.write_text(source)
 
 
+def _ships_now(tag: str) -> bool:
+    cfg = timm.models.get_pretrained_cfg(f"dldfd_efficientnet_lite0.{tag}")
+    return cfg is not None and bool(cfg.file) and Path(cfg.file).is_file()
+
+
 def _deselected_tags() -> Tuple[str, ...]:
-    shipped = timm.models.get_pretrained_cfg(f"dldfd_efficientnet_lite0.{SHIPPED_TAG}")
-    ships_now = shipped is not None and bool(shipped.file) and Path(shipped.file).is_file()
-    return UNPUBLISHED_TAGS + (() if ships_now else (SHIPPED_TAG,))
+    return UNPUBLISHED_TAGS + tuple(tag for tag in SHIPPED_TAGS if not _ships_now(tag))
 
 
 def _results(report: Path) -> Dict[str, str]:

@@ -34,7 +34,8 @@ def test_the_wheel_holds_every_subpackage_template_and_the_shipped_weights(wheel
     assert {f"{package}/__init__.py" for package in packages} <= names
     templates = {f"dldfd_hf/templates/{p.name}" for p in (REPO_ROOT / "dldfd_hf" / "templates").iterdir() if p.is_file()}
     assert "dldfd_hf/templates/model_card.md" in templates and templates <= names
-    assert "dldfd_hf/models/weights/dldfd_efficientnet_lite0.sbi_faces/model.safetensors" in names
+    for tag in ("ffpp_sbi", "sbi_faces"):  # the shipped detector and the previous one
+        assert f"dldfd_hf/models/weights/dldfd_efficientnet_lite0.{tag}/model.safetensors" in names
     assert not [n for n in names if n.startswith(("tests/", "examples/", "hub_card/", "demo/"))]
 
 
@@ -43,7 +44,7 @@ def test_a_model_card_renders_from_the_wheel_alone(wheel, tmp_path):
         "import json, dldfd_hf\n"
         "from importlib import resources\n"
         "from dldfd_hf.hub.cards import render_model_card\n"
-        "folder = resources.files('dldfd_hf') / 'models' / 'weights' / 'dldfd_efficientnet_lite0.sbi_faces'\n"
+        "folder = resources.files('dldfd_hf') / 'models' / 'weights' / 'dldfd_efficientnet_lite0.ffpp_sbi'\n"
         "card = render_model_card(json.loads((folder / 'config.json').read_text()), repo_id='org/name')\n"
         "print(json.dumps({'file': dldfd_hf.__file__, 'card': str(card)}))\n"
     )

@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--model", default=None,
         help="local model folder, Hub id, pretrained tag, or a DLDFD architecture name such as dldfd_tiny "
              "(random weights: smoke tests only); default: the detector shipped with dldfd-hf "
-             "(dldfd_efficientnet_lite0.sbi_faces)",
+             "(dldfd_efficientnet_lite0.ffpp_sbi)",
     )
     parser.add_argument("--frames", type=positive_int, default=32, metavar="N", help="frames sampled per video (32)")
     parser.add_argument("--strategy", choices=STRATEGIES, default="majority",

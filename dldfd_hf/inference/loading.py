@@ -9,7 +9,7 @@ everywhere:
 * anything else -> a Hugging Face Hub id (``hf-hub:`` prefix optional), loaded with transformers.
 
 The default (:data:`DEFAULT_MODEL`) is the detector that ships inside the package
-(``dldfd_efficientnet_lite0.sbi_faces``), loaded from the installed files: the Hub is only contacted
+(``dldfd_efficientnet_lite0.ffpp_sbi``), loaded from the installed files: the Hub is only contacted
 for a Hub id (or a pretrained tag without bundled weights) the user named. Every failure -- a missing folder, a corrupt ``model.safetensors``, an unreachable Hub id --
 is a :class:`ModelLoadError` whose message names the model and the reason.
 
@@ -38,7 +38,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 from .._hardware import default_device
 from ..configuration_dldfd import DLDFDConfig
 from ..modeling_dldfd import DLDFDForImageClassification, image_processor_for
-from ..models.dldfd import SHIPPED_MODEL, SHIPPED_MODEL_SUMMARY
+from ..models.dldfd import PREVIOUS_SHIPPED_MODEL, PREVIOUS_SHIPPED_MODEL_SUMMARY, SHIPPED_MODEL, SHIPPED_MODEL_SUMMARY
 from .pipelines import TASK, DeepfakeVideoDetectionPipeline
 
 __all__ = [
@@ -63,6 +63,8 @@ def describe_model(spec: Union[str, os.PathLike, None]) -> str:
     name = str(spec) if spec is not None else DEFAULT_MODEL
     if name == SHIPPED_MODEL:
         return f"{SHIPPED_MODEL} (shipped with dldfd-hf): {SHIPPED_MODEL_SUMMARY}"
+    if name == PREVIOUS_SHIPPED_MODEL:
+        return f"{PREVIOUS_SHIPPED_MODEL} (shipped with dldfd-hf, the previous default): {PREVIOUS_SHIPPED_MODEL_SUMMARY}"
     return name
 
 

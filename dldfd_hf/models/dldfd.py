@@ -26,9 +26,15 @@ __all__ = ["DLDFD", "SHIPPED_MODEL", "SHIPPED_MODEL_DIR", "SHIPPED_MODEL_SUMMARY
 HUB_ORG = "dldfd-hf"
 # The detector that ships inside the package, as a model folder (config.json, fp16 model.safetensors,
 # preprocessor_config.json) that timm, transformers and the pipelines all load offline.
-SHIPPED_MODEL = "dldfd_efficientnet_lite0.sbi_faces"
+SHIPPED_MODEL = "dldfd_efficientnet_lite0.ffpp_sbi"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "weights" / SHIPPED_MODEL
 SHIPPED_MODEL_SUMMARY = (
+    "DLDFD-Lite0 (augmented layers + ImageNet EfficientNet-Lite0) trained on real FaceForensics++ c23 "
+    "frames and self-blended pseudo-fakes of ~1,400 real people, compressed alike (H.264); research use only"
+)
+# The detector shipped before it: real faces and self-blended pseudo-fakes only, no FaceForensics++.
+PREVIOUS_SHIPPED_MODEL = "dldfd_efficientnet_lite0.sbi_faces"
+PREVIOUS_SHIPPED_MODEL_SUMMARY = (
     "DLDFD-Lite0 (augmented layers + ImageNet EfficientNet-Lite0) trained on real faces only, with "
     "self-blended pseudo-fakes (no FaceForensics++); catches blending-based face swaps and composites"
 )
@@ -395,7 +401,16 @@ default_cfgs = generate_default_cfgs({
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         classifier="backbone.classifier",
+        license="other",  # FaceForensics++'s terms: research use only
         description=SHIPPED_MODEL_SUMMARY,
+    ),
+    PREVIOUS_SHIPPED_MODEL: _cfg(
+        file=str(SHIPPED_MODEL_DIR.parent / PREVIOUS_SHIPPED_MODEL / "model.safetensors"),
+        hf_hub_id=f"{HUB_ORG}/{PREVIOUS_SHIPPED_MODEL}",
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        classifier="backbone.classifier",
+        description=PREVIOUS_SHIPPED_MODEL_SUMMARY,
     ),
     "dldfd_efficientnet_lite0.in1k": _cfg(
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), classifier="backbone.classifier",
@@ -423,7 +438,8 @@ def dldfd_resnet18(pretrained: bool = False, **kwargs: Any) -> DLDFD:
 def dldfd_efficientnet_lite0(pretrained: bool = False, **kwargs: Any) -> DLDFD:
     """DLDFD-Lite0: augmented layers + EfficientNet-Lite0 (ImageNet weights from a pip package, offline).
 
-    ``pretrained=True`` loads the detector that ships inside ``dldfd_hf`` (``.sbi_faces``).
+    ``pretrained=True`` loads the detector that ships inside ``dldfd_hf`` (``.ffpp_sbi``; the
+    previous one, ``.sbi_faces``, ships too).
     """
     model_args = dict(backbone="tf_efficientnet_lite0")
     return _create_dldfd("dldfd_efficientnet_lite0", pretrained, **dict(model_args, **kwargs))
