@@ -60,7 +60,7 @@ def render() -> str:
     text = str(card)
     return text.rstrip("\n") + (
         "\n\n![AUC on real manipulations](assets/dev_fakes.png)\n\n"
-        "![The demo on a real GRID clip (CC BY 4.0, Cooke et al. 2006)]"
+        "![The demo on a real GRID clip (CC BY 4.0, Cooke et al. 2006): REAL, 0 of 12 frames voted fake]"
         "(assets/demo.png)\n"
     )
 

@@ -29,8 +29,8 @@ HUB_ORG = "dldfd-hf"
 SHIPPED_MODEL = "dldfd_efficientnet_lite0.ffpp_sbi"
 SHIPPED_MODEL_DIR = Path(__file__).resolve().parent / "weights" / SHIPPED_MODEL
 SHIPPED_MODEL_SUMMARY = (
-    "DLDFD-Lite0 (augmented layers + ImageNet EfficientNet-Lite0) trained on real FaceForensics++ c23 "
-    "frames and self-blended pseudo-fakes of ~1,400 real people, compressed alike (H.264); research use only"
+    "DLDFD-Lite0 (augmented layers + ImageNet EfficientNet-Lite0) trained with self-blended pseudo-fakes of "
+    "~1,400 real people, the real FaceForensics++ c23 originals among them, compressed alike (H.264); research use only"
 )
 # The detector shipped before it: real faces and self-blended pseudo-fakes only, no FaceForensics++.
 PREVIOUS_SHIPPED_MODEL = "dldfd_efficientnet_lite0.sbi_faces"
