@@ -121,3 +121,26 @@ def synth_ffpp_corpus(synth_ffpp_tree: Path, tmp_path_factory) -> Path:
             "--frames-per-video", str(SYNTH_FFPP_FRAMES_PER_VIDEO), "--quiet"]
     assert dldfd(argv) == 0
     return corpus
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A real checkpoint (save_checkpoint -> accelerator.save_state) of a dldfd_tiny run, shared by the
+    session: tests copy it before damaging it."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState
+    from transformers import get_scheduler
+
+    from dldfd_hf.training.checkpoint import TrainState, save_checkpoint
+
+    torch.manual_seed(0)
+    model = DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny"))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    scheduler = get_scheduler("constant", optimizer=optimizer)
+    accelerator = Accelerator(cpu=True)
+    try:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+        return save_checkpoint(accelerator, model, TrainState(global_step=1), tmp_path_factory.mktemp("run"))
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()

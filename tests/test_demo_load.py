@@ -5,7 +5,9 @@ and the bound deleted other requests' answers before their clients had fetched t
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,16 @@ def test_concurrent_clients_get_every_answer_while_the_cache_is_trimmed(
                      "--queue-size", str(2 * CLIENTS), "--max-frames", "4"], block=False)
     failures: list[str] = []
 
+    def age_answers() -> None:
+        # Between rounds every client has its answers: make them older than the grace, so that the bound
+        # deletes them while the next round's requests are written and downloaded, however fast this machine is.
+        past = time.time() - 2 * app.KEEP_ANSWERS_S
+        for path in (tmp_path / "gradio-cache").rglob("*"):
+            if path.is_file():
+                os.utime(path, (past, past))
+
+    between_rounds = threading.Barrier(CLIENTS, action=age_answers)
+
     def user(number: int) -> None:
         client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False,
                                       download_files=str(tmp_path / f"client{number}"))
@@ -61,6 +73,10 @@ def test_concurrent_clients_get_every_answer_while_the_cache_is_trimmed(
                 _ask(client, round_index, number, shared_data / GRID_CLIP, shared_data / TWO_PEOPLE)
             except Exception as error:  # every failure counts, whatever it is
                 failures.append(f"client {number}, round {round_index}: {type(error).__name__}: {error}")
+            try:
+                between_rounds.wait(timeout=600)
+            except threading.BrokenBarrierError:
+                failures.append(f"client {number}, round {round_index}: another client never finished its round")
 
     try:
         users = [threading.Thread(target=user, args=(n,)) for n in range(CLIENTS)]

@@ -222,31 +222,6 @@ def test_the_space_card_refuses_a_local_path_as_its_model(tmp_path, model_id):
     assert not (tmp_path / "space").exists()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A real checkpoint (save_checkpoint -> accelerator.save_state) of a dldfd_tiny run."""
-    import timm
-    import torch
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-    from transformers import get_scheduler
-
-    from dldfd_hf import DLDFDForImageClassification
-    from dldfd_hf.training.checkpoint import TrainState, save_checkpoint
-
-    torch.manual_seed(0)
-    model = DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny"))
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    scheduler = get_scheduler("constant", optimizer=optimizer)
-    accelerator = Accelerator(cpu=True)
-    try:
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-        return save_checkpoint(accelerator, model, TrainState(global_step=1), tmp_path_factory.mktemp("run"))
-    finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
-
-
 class _RunsCode:
     """Unpickled with pickle.load, this would create a marker file."""
 
@@ -276,14 +251,14 @@ def _rng_file_contents(kind: str, marker: Path) -> bytes:
 
 
 @pytest.mark.parametrize("kind", ["garbage", "code", "wrong-keys", "wrong-state", "missing"])
-def test_a_bad_rng_state_file_is_refused_naming_it(checkpoint, tmp_path, kind):
+def test_a_bad_rng_state_file_is_refused_naming_it(tiny_checkpoint, tmp_path, kind):
     import shutil
 
     from dldfd_hf.training.checkpoint import CheckpointError, validate_checkpoint
 
-    assert validate_checkpoint(checkpoint).global_step == 1  # the real one passes
-    damaged = tmp_path / checkpoint.name
-    shutil.copytree(checkpoint, damaged)
+    assert validate_checkpoint(tiny_checkpoint).global_step == 1  # the real one passes
+    damaged = tmp_path / tiny_checkpoint.name
+    shutil.copytree(tiny_checkpoint, damaged)
     rng_file = damaged / "random_states_0.pkl"
     marker = tmp_path / "unpickled-code-ran"
     if kind == "missing":

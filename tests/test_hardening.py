@@ -19,8 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import timm
-import torch
 from PIL import Image
 
 from dldfd_hf import DLDFDForImageClassification
@@ -203,32 +201,10 @@ def test_non_utf8_file_names_are_written_losslessly(tmp_path, capsys):
 
 # --- defect 3 and a rough edge: corrupt checkpoints ---------------------------------------------------
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A real checkpoint (save_checkpoint -> accelerator.save_state) of a dldfd_tiny run."""
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, GradientState
-    from transformers import get_scheduler
-
-    from dldfd_hf.training.checkpoint import TrainState, save_checkpoint
-
-    torch.manual_seed(0)
-    model = DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny"))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    scheduler = get_scheduler("constant", optimizer=optimizer)
-    accelerator = Accelerator(cpu=True)
-    try:
-        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-        return save_checkpoint(accelerator, model, TrainState(global_step=1), tmp_path_factory.mktemp("run"))
-    finally:
-        AcceleratorState._reset_state(reset_partial_state=True)
-        GradientState._reset_state()
-
-
-def test_a_real_checkpoint_passes_validation(checkpoint):
+def test_a_real_checkpoint_passes_validation(tiny_checkpoint):
     from dldfd_hf.training.checkpoint import validate_checkpoint
 
-    assert validate_checkpoint(checkpoint).global_step == 1
+    assert validate_checkpoint(tiny_checkpoint).global_step == 1
 
 
 @pytest.mark.parametrize("name, content, problem", [
@@ -237,9 +213,9 @@ def test_a_real_checkpoint_passes_validation(checkpoint):
     ("trainer_state.json", b"{\"epoch\": 1,", "not valid JSON"),
     ("optimizer.bin", b"garbage" * 64, "corrupt or not a plain tensor state"),
 ], ids=["random-weights", "empty-state", "invalid-json", "garbage-optimizer"])
-def test_corrupt_checkpoint_is_refused_before_anything_is_created(checkpoint, tmp_path, name, content, problem):
-    damaged = tmp_path / "checkpoints" / checkpoint.name
-    shutil.copytree(checkpoint, damaged)
+def test_corrupt_checkpoint_is_refused_before_anything_is_created(tiny_checkpoint, tmp_path, name, content, problem):
+    damaged = tmp_path / "checkpoints" / tiny_checkpoint.name
+    shutil.copytree(tiny_checkpoint, damaged)
     (damaged / name).write_bytes(content)
     output_dir = tmp_path / "run"
     argv = ["--config", str(QUICKSTART), "--data", str(tmp_path / "corpus"), "--output_dir", str(output_dir),
