@@ -21,7 +21,6 @@ Writes into OUTPUT_DIR:
 import logging
 import math
 import sys
-from collections import Counter
 from pathlib import Path
 
 import accelerate.utils
@@ -74,7 +73,7 @@ from dldfd_hf.training.pseudo_fakes import (
     rows_used,
     with_pseudo_fakes,
 )
-from dldfd_hf.training.sources import SOURCE_COLUMN, SourceMixSampler, merge_splits, mixed_class_counts, source_quotas
+from dldfd_hf.training.sources import SOURCE_COLUMN, SourceMixSampler, merge_splits
 
 logger = get_logger(__name__)
 
@@ -120,9 +119,12 @@ def corpus_splits(args, data):
     return view.name, (train, validation, test)
 
 
-def source_weights(args):
-    """Each source's weight (equal unless ``source_weights`` says otherwise)."""
-    return {name: float(args.source_weights.get(name, 1.0)) for name in args.sources}
+def mix_sampler(args, train_split):
+    """The training sampler of a run over ``sources``: each source's share of an epoch (equal weights
+    unless ``source_weights`` says otherwise)."""
+    weights = {name: float(args.source_weights.get(name, 1.0)) for name in args.sources}
+    return SourceMixSampler(read_column(train_split, SOURCE_COLUMN), weights, args.seed, args.epoch_rows,
+                            labels=train_split.select_columns(["label"])["label"])
 
 
 def load_data(args):
@@ -139,14 +141,11 @@ def load_data(args):
         # The paper's weighted BCE: #real / #fake of the training frames. Balanced sampling already
         # equalises the classes, so it needs no weight.
         # With pseudo-fakes: the classes as the sampler's draws turn out on average.
-        if args.sources:
-            column = read_column(train, SOURCE_COLUMN)
-            quotas = source_quotas(Counter(column), source_weights(args), args.epoch_rows or len(train))
-            seen = mixed_class_counts(train.select_columns(["label"])["label"], column, quotas, args.pseudo_fakes,
-                                      args.pseudo_fake_pairs, args.pseudo_fake_probability)
-        else:
-            seen = expected_class_counts(counts["train"], args.pseudo_fakes, args.pseudo_fake_probability,
-                                         args.pseudo_fake_pairs)
+        # With sources, the rows an epoch draws (each source's share), not the split's.
+        drawn = mix_sampler(args, train).drawn_per_label() if args.sources else None
+        train_counts = {"real": drawn.get(0, 0), "fake": drawn.get(1, 0)} if drawn else counts["train"]
+        seen = expected_class_counts(train_counts, args.pseudo_fakes, args.pseudo_fake_probability,
+                                     args.pseudo_fake_pairs)
         if args.balanced_sampling:
             pos_weight = None
         elif seen["fake"] == 0:
@@ -226,8 +225,7 @@ def make_dataloaders(args, model_config, train_split, val_split, test_split):
     eval_transform = FrameTransform.for_config(model_config)
     train_labels = train_split.select_columns(["label"])["label"]
     if args.sources:  # each source's share of an epoch, whatever its size
-        sampler = SourceMixSampler(read_column(train_split, SOURCE_COLUMN), source_weights(args), args.seed,
-                                   args.epoch_rows, labels=train_labels)
+        sampler = mix_sampler(args, train_split)
     else:
         sampler = EpochSampler(train_labels, seed=args.seed, balanced=args.balanced_sampling)
     if args.pseudo_fake_pairs:

@@ -10,7 +10,8 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
 from dldfd_hf.training.evaluation import Predictions, split_metrics
-from dldfd_hf.training.sources import SourceMixSampler, merge_splits, mixed_class_counts, source_quotas
+from dldfd_hf.training.pseudo_fakes import expected_class_counts
+from dldfd_hf.training.sources import SourceMixSampler, merge_splits, source_quotas
 
 
 def _split(methods: list[str], rows: list[tuple[int, str, str]]) -> Dataset:
@@ -60,14 +61,16 @@ def test_an_epoch_is_a_pure_function_of_seed_and_epoch():
         SourceMixSampler(sources, {"a": 1.0}, seed=0)
 
 
-def test_mixed_class_counts_follow_the_quotas_and_the_pairs():
+def test_an_epochs_classes_follow_the_quotas_and_the_pairs():
     labels = [0] * 20 + [1] * 80 + [0] * 100   # ffpp: 20% real; faces: all real
     sources = ["ffpp"] * 100 + ["faces"] * 100
     quotas = source_quotas({"ffpp": 100, "faces": 100}, {"ffpp": 1.0, "faces": 1.0}, 100)
     assert quotas == {"ffpp": 50, "faces": 50}
-    assert mixed_class_counts(labels, sources, quotas, "none", False, 0.5) == {"real": 60.0, "fake": 40.0}
+    drawn = SourceMixSampler(sources, {"ffpp": 1.0, "faces": 1.0}, seed=0, epoch_rows=100, labels=labels).drawn_per_label()
+    counts = {"real": drawn[0], "fake": drawn[1]}
+    assert expected_class_counts(counts, "none", 0.5) == {"real": 60.0, "fake": 40.0}
     # Pairs: every real drawn also comes as its pseudo-fake.
-    assert mixed_class_counts(labels, sources, quotas, "sbi+ffpp", True, 0.5) == {"real": 60.0, "fake": 100.0}
+    assert expected_class_counts(counts, "sbi+ffpp", 0.5, pairs=True) == {"real": 60.0, "fake": 100.0}
 
 
 def test_split_metrics_report_each_source_alone():

@@ -9,7 +9,7 @@ people. Training on both at once needs three things this module provides:
   ids prefixed with the source, so that videos of different corpora never merge in a vote;
 - :class:`SourceMixSampler`: each training epoch draws every source's share (``source_weights``) of
   the rows, so neither source swamps the other whatever their sizes;
-- :func:`mixed_class_counts`: the real / fake frames an epoch shows on average, for the BCE weight.
+- :meth:`SourceMixSampler.drawn_per_label`: the real / fake rows an epoch draws, for the BCE weight.
 
 Validation and test metrics are reported per source as well (``per_source`` in
 :func:`dldfd_hf.training.evaluation.split_metrics`).
@@ -24,7 +24,7 @@ import torch
 from datasets import ClassLabel, Value, concatenate_datasets
 from torch.utils.data import Sampler
 
-__all__ = ["SOURCE_COLUMN", "SourceMixSampler", "merge_splits", "mixed_class_counts", "source_quotas"]
+__all__ = ["SOURCE_COLUMN", "SourceMixSampler", "merge_splits", "source_quotas"]
 
 SOURCE_COLUMN = "source"
 
@@ -131,23 +131,3 @@ class SourceMixSampler(Sampler):
         order = torch.randperm(rows.size, generator=generator).numpy()
         seeds = torch.randint(0, 2**31 - 1, (rows.size,), generator=generator)
         return iter(zip(rows[order].tolist(), seeds.tolist()))
-
-
-def mixed_class_counts(labels: Sequence[int], sources: Sequence[str], quotas: Mapping[str, int],
-                       mode: str, pairs: bool, probability: float) -> Dict[str, float]:
-    """Real and fake frames one epoch shows on average: each source's quota at its own real share,
-    then real rows turned into pseudo-fakes as ``mode`` / ``pairs`` / ``probability`` say."""
-    labels = np.asarray(labels, dtype=np.int64)
-    column = np.asarray(sources, dtype=object)
-    real = fake = 0.0
-    for name, quota in quotas.items():
-        mine = labels[column == name]
-        share = float((mine == 0).mean()) if mine.size else 0.0
-        reals, fakes = quota * share, quota * (1.0 - share)
-        if mode == "none":
-            real, fake = real + reals, fake + fakes
-        elif pairs:
-            real, fake = real + reals, fake + fakes + reals
-        else:
-            real, fake = real + reals * (1 - probability), fake + fakes + reals * probability
-    return {"real": real, "fake": fake}
