@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers import PretrainedConfig
 
+from ._checks import check_positive_int
 from .labels import ID2LABEL, LABEL2ID
 
 # Config field -> DLDFD constructor argument.
@@ -73,8 +74,7 @@ class DLDFDConfig(PretrainedConfig):
         counts.update(num_channels=num_channels, stem_out_chans=stem_out_chans, stem_branch_chans=stem_branch_chans,
                       stem_branches=stem_branches, image_size=image_size)
         for name, value in counts.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DLDFDConfig: {name} must be a positive integer, got {value!r}")
+            check_positive_int("DLDFDConfig", name, value)
         if kwargs.get("id2label") is not None:
             kwargs.setdefault("label2id", {label: int(i) for i, label in kwargs["id2label"].items()})
         elif kwargs.get("num_labels") is None:

@@ -8,7 +8,7 @@ An exported folder holds exactly one set of weights and one config::
     preprocessor_config.json   resize + ImageNet normalisation, for pipeline("image-classification")
     configuration_dldfd.py     remote-code shims: AutoModelForImageClassification.from_pretrained(
     modeling_dldfd.py              repo, trust_remote_code=True) works without importing dldfd_hf first
-    README.md                  the model card (written by :func:`dldfd_hf.hub.export_model`)
+    README.md                  the model card (written by :func:`dldfd_hf.hub.export.export_model`)
 
 The weights are stored in the timm layout because that is the one layout every door reads without a
 conversion step: timm (``hf-hub:``, a registered name, ``local-dir:``, ``checkpoint_path``, a plain
@@ -28,6 +28,7 @@ import timm
 import torch
 import transformers
 from safetensors.torch import save_file
+from timm.models import filter_pretrained_cfg
 from torch import nn
 from transformers import ViTImageProcessor
 
@@ -78,8 +79,8 @@ AUTO_MAP = {
 # Registered timm entry point used to rebuild a model whose own architecture name is not registered
 # (``create_dldfd`` around another backbone): every differing constructor argument goes to model_args.
 FALLBACK_ARCHITECTURE = "dldfd_resnet50"
-# pretrained_cfg entries that describe where weights came from, not what they are.
-_SOURCE_KEYS = {"url", "file", "hf_hub_id", "hf_hub_filename", "source", "state_dict", "tag"}
+# Beyond timm's source keys: the pretrained tag names the weights an export replaces.
+_SOURCE_ONLY_KEYS = ("state_dict", "tag")
 
 ModelLike = Union[DLDFD, "DLDFDForImageClassification"]
 
@@ -137,6 +138,9 @@ def _entry_point_kwargs(architecture: str) -> Dict[str, Any]:
 def _model_args(architecture: str, config: DLDFDConfig) -> Dict[str, Any]:
     """The constructor arguments that differ from ``architecture``'s defaults.
 
+    Derived from the config rather than timm's ``model._model_args``: that records only what was
+    passed to ``timm.create_model``, and a module built by the transformers door has none.
+
     ``num_classes`` is deliberately left out: it travels as the top-level ``num_classes`` key
     (timm feeds it from pretrained_cfg), and a ``model_args.num_classes`` breaks transformers'
     TimmWrapper loading ("got multiple values for num_classes").
@@ -158,7 +162,7 @@ def _pretrained_cfg(model: DLDFD, config: DLDFDConfig, architecture: str) -> Dic
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})
     if not cfg:  # e.g. a module built by DLDFDForImageClassification: start from the entry point's
         cfg = timm.models.get_pretrained_cfg(architecture).to_dict()
-    cfg = {k: v for k, v in cfg.items() if k not in _SOURCE_KEYS and (v is not None or k in ("pool_size",))}
+    cfg = filter_pretrained_cfg({k: v for k, v in cfg.items() if k not in _SOURCE_ONLY_KEYS}, remove_source=True)
     size = config.image_size
     cfg.update(
         architecture=architecture,
@@ -257,7 +261,7 @@ def save_model_folder(model: ModelLike, folder: PathLike) -> Dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 def _missing(names, where: str) -> ModelFolderError:
     described = "; ".join(f"{name} ({MODEL_FILES.get(name, 'required')})" for name in names)
-    return ModelFolderError(f"{where} is missing {described}. Re-export it with dldfd_hf.hub.export_model.")
+    return ModelFolderError(f"{where} is missing {described}. Re-export it with dldfd_hf.hub.export.export_model.")
 
 
 def check_model_folder(folder: PathLike, *, remote_code: bool = True) -> None:

@@ -61,6 +61,22 @@ def test_pretrained_cfg_carries_preprocessing():
     assert isinstance(model.get_submodule(cfg["classifier"]), nn.Linear)
 
 
+@pytest.mark.parametrize("name", sorted(timm.list_pretrained("dldfd_*")))
+def test_pretrained_cfg_names_the_real_classifier(name):
+    # timm's num_classes / in_chans adaptation and our exports find the head by this name.
+    with torch.device("meta"):
+        model = timm.create_model(name)
+    assert model.pretrained_cfg["classifier"] == model.get_classifier(name_only=True)
+    assert model.get_submodule(model.pretrained_cfg["classifier"]) is model.get_classifier()
+
+
+def test_create_dldfd_names_its_backbones_classifier():
+    with torch.device("meta"):
+        model = create_dldfd("efficientnet_b0", stem_out_chans=3)
+    assert model.pretrained_cfg["classifier"] == "backbone.classifier"
+    assert model.get_submodule(model.pretrained_cfg["classifier"]) is model.get_classifier()
+
+
 def test_param_count_is_resnet50_plus_stem():
     dldfd = timm.create_model("dldfd_resnet50")
     resnet = timm.create_model("resnet50", num_classes=1)

@@ -16,6 +16,7 @@ import timm
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
+from .._checks import is_integer
 from ..labels import LABEL_NAMES
 from .imagenet import LOCAL_IMAGENET_WEIGHTS
 from .stem import STEM_INITS, AugmentedStem, LayerSpec
@@ -257,7 +258,7 @@ def fake_probabilities(logits: torch.Tensor, fake_index: int = 1) -> torch.Tenso
 
 def _check_config(backbone: Any, num_classes: Any, stem_init: str) -> None:
     """Raise ValueError for constructor arguments :class:`DLDFD` cannot build a network from."""
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+    if not is_integer(num_classes) or num_classes < 0:
         raise ValueError(
             f"DLDFD: num_classes must be an integer >= 0 (1: one fake logit, 2: real/fake logits, "
             f"0: pooled features), got {num_classes!r}"
@@ -361,6 +362,7 @@ def create_dldfd(backbone: str, pretrained_backbone: bool = False, **kwargs: Any
         if key in backbone_cfg:
             cfg[key] = backbone_cfg[key]
     cfg["input_size"] = (model.in_chans, *cfg["input_size"][1:])
+    cfg["classifier"] = model.get_classifier(name_only=True)
     cfg["architecture"] = "dldfd_custom"
     model.pretrained_cfg = cfg
     model.default_cfg = cfg

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from timm.layers import create_act_layer, get_act_layer, get_norm_layer
 from torch import nn
 
+from .._checks import check_positive_int
 from .fused_stem import compose_linear, conv_act_proj, fold_batchnorm
 
 LayerSpec = Optional[Union[str, Type[nn.Module], Callable[..., nn.Module]]]
@@ -68,8 +69,7 @@ class AugmentedStem(nn.Module):
         super().__init__()
         for name, value in (("in_chans", in_chans), ("out_chans", out_chans),
                             ("branch_chans", branch_chans), ("num_branches", num_branches)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"AugmentedStem: {name} must be a positive integer, got {value!r}")
+            check_positive_int("AugmentedStem", name, value)
         norm = resolve_layer("norm", norm_layer)
         act = resolve_layer("act", act_layer)
         self.in_chans = in_chans
