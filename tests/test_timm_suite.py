@@ -21,7 +21,7 @@ import timm
 
 import dldfd_hf  # noqa: F401  (registers the models)
 
-pytestmark = pytest.mark.slow  # ~1 min on 2 cores (most of it collecting timm's ~18k tests), plus the download
+pytestmark = pytest.mark.slow  # ~1 min on 2 cores, plus the download
 
 # Pretrained cases that need weights which are not published yet (Hub repos of the .ffpp_c40 tags) or not
 # shipped yet (the packaged .ffpp_sbi and .sbi_faces detectors): deselected until they exist. Offline they cannot pass.
@@ -40,6 +40,18 @@ REQUIRED_TESTS = (
     "test_model_backward_fx",
 )
 SUITE_TIMEOUT_S = 1200
+
+
+# Appended to timm's conftest. Its test file parametrizes over list_models() / list_pretrained() at import,
+# ~18k cases that "-k dldfd" would deselect after collecting them all: list only ours, so the same dldfd
+# cases are collected without the rest (the REQUIRED_TESTS check below still proves they ran).
+_CONFTEST_ADDITION = """
+import dldfd_hf  # noqa: F401,E402  (registers the dldfd_* models)
+import timm as _timm  # noqa: E402
+_all_models, _all_pretrained = _timm.list_models, _timm.list_pretrained
+_timm.list_models = lambda *args, **kwargs: [m for m in _all_models(*args, **kwargs) if m.startswith("dldfd_")]
+_timm.list_pretrained = lambda *args, **kwargs: [m for m in _all_pretrained(*args, **kwargs) if m.startswith("dldfd_")]
+"""
 
 
 def _fetch_timm_tests(dest: Path) -> Path:
@@ -76,7 +88,7 @@ def _prepare(tests: Path) -> None:
     """Register our models in timm's conftest and let the forward_intermediates tests see them."""
     conftest = tests / "conftest.py"
     text = conftest.read_text() if conftest.is_file() else ""
-    conftest.write_text(text + "\nimport dldfd_hf  # noqa: F401,E402  (registers the dldfd_* models)\n")
+    conftest.write_text(text + _CONFTEST_ADDITION)
     # Those tests only list models of the modules named in FEAT_INTER_FILTERS: add ours ("dldfd").
     test_models = tests / "test_models.py"
     source, count = re.subn(r"^FEAT_INTER_FILTERS = \[", "FEAT_INTER_FILTERS = ['dldfd', ",
