@@ -100,7 +100,7 @@ def train_one_epoch(accelerator: Accelerator, model: torch.nn.Module, optimizer:
     """Train through epoch ``epoch`` (0-based), or its remaining batches when resumed inside it.
 
     Logs the running loss every ``logging_steps`` optimizer steps and saves a checkpoint every
-    ``checkpointing_steps`` (when an integer); ``progress`` advances once per optimizer step.
+    ``save_steps`` (with ``save_strategy: steps``); ``progress`` advances once per optimizer step.
     """
     model.train()
     # Resuming inside an epoch: same order (same sampler epoch), minus the batches already seen.
@@ -130,7 +130,7 @@ def train_one_epoch(accelerator: Accelerator, model: torch.nn.Module, optimizer:
                 progress.set_postfix(loss=f"{train_loss:.4f}")
             accelerator.log({"train/loss": train_loss, "train/lr": lr_scheduler.get_last_lr()[0]},
                             step=state.global_step)
-        if isinstance(config.checkpointing_steps, int) and state.global_step % config.checkpointing_steps == 0:
+        if config.save_strategy == "steps" and state.global_step % config.save_steps == 0:
             save_checkpoint(accelerator, model, state, config.output_dir, config.checkpoints_total_limit)
 
 
@@ -185,11 +185,11 @@ def validate(accelerator: Accelerator, model: torch.nn.Module, val_loader: DataL
 def finish_epoch(accelerator: Accelerator, model: torch.nn.Module, state: TrainState, epoch: int,
                  config: TrainingConfig, results: ResultsFile) -> None:
     """Move ``state`` past epoch ``epoch``, rewrite ``results.json`` and save the epoch's checkpoint
-    (with ``checkpointing_steps: epoch``)."""
+    (with ``save_strategy: epoch``)."""
     state.epoch, state.batches_in_epoch, state.loss_sum = epoch + 1, 0, 0.0
     if accelerator.is_main_process:
         results.write(state)
-    if config.checkpointing_steps == "epoch":
+    if config.save_strategy == "epoch":
         save_checkpoint(accelerator, model, state, config.output_dir, config.checkpoints_total_limit)
 
 
