@@ -58,6 +58,7 @@ from dldfd_hf.training.data import (
 )
 from dldfd_hf.training.loop import (
     ResultsFile,
+    TrainingRun,
     final_test,
     finish_epoch,
     save_model,
@@ -332,26 +333,31 @@ def main(argv=None):
         output_dir.mkdir(parents=True, exist_ok=True)
     init_trackers(accelerator, args)
     results = ResultsFile(output_dir / "results.json", args, protocol, counts, pos_weight, accelerator.num_processes)
+    run = TrainingRun(
+        accelerator=accelerator, config=args, model=model, optimizer=optimizer, lr_scheduler=lr_scheduler,
+        train_loader=train_loader, val_loader=val_loader, val_split=val_split, test_loader=test_loader,
+        test_split=test_split, state=state, results=results,
+    )
 
     logger.info(
         f"training {len(train_split)} frames, {args.epochs} epochs x {steps_per_epoch} steps, "
         f"batch {args.batch_size} x {accelerator.num_processes} processes x {args.gradient_accumulation_steps} accumulation"
     )
     if args.validate_before_training and not state.history:
-        validate_baseline(accelerator, model, val_loader, val_split, state, args)
+        validate_baseline(run)
     progress = tqdm(total=max_steps, initial=state.global_step, desc="training",
                     disable=not accelerator.is_local_main_process)
     for epoch in range(state.epoch, args.epochs):
-        train_one_epoch(accelerator, model, optimizer, lr_scheduler, train_loader, state, epoch, args, progress)
+        train_one_epoch(run, epoch, progress)
         # End of epoch: validate every validation frame exactly once, across all processes.
         if not state.validated(epoch):
-            validate(accelerator, model, val_loader, val_split, state, epoch, args)
-        finish_epoch(accelerator, model, state, epoch, args, results)
+            validate(run, epoch)
+        finish_epoch(run, epoch)
     progress.close()
 
     save_model(accelerator, model, output_dir / "last")
     # Final test with the best model (the last one when no epoch produced the metric).
-    final_test(accelerator, model, test_loader, test_split, state, args, results)
+    final_test(run)
     accelerator.end_training()
 
 

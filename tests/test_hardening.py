@@ -231,7 +231,7 @@ def test_corrupt_checkpoint_is_refused_before_anything_is_created(tiny_checkpoin
 
 @pytest.mark.parametrize("override", [
     ["--learning_rate", "nan"], ["--learning_rate", "inf"], ["--weight_decay=-inf"], ["--max_grad_norm", "nan"],
-    ["--pos_weight", "nan"], ["--hflip", "nan"], ["--pseudo_fake_probability", "nan"], ["--betas", "[0.9, .nan]"],
+    ["--pos_weight", "nan"], ["--hflip", "nan"], ["--pseudo_fake_probability", "nan"], ["--betas", "0.9", "nan"],
     ["--model_kwargs", "{drop_rate: .inf}"],
 ])
 def test_config_rejects_non_finite_numbers(override):

@@ -283,7 +283,7 @@ def sbi_args(corpus: Path, output: Path, *extra: str) -> list[str]:
 def sbi_run(footage_corpus, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("sbi-run") / "run"
     with torch_threads(1):  # one thread trains this model fastest on a shared 2-core machine
-        run_example("train", sbi_args(footage_corpus, output, "--epochs", "60", "--checkpointing_steps", "none"))
+        run_example("train", sbi_args(footage_corpus, output, "--epochs", "60", "--save_strategy", "no"))
     return output
 
 
@@ -293,12 +293,12 @@ def test_sbi_training_resumes_exactly_and_validates_on_pseudo_fakes(footage_corp
     extra = ("--epochs", "2", "--batch_size", "16", "--checkpoints_total_limit", "none")
     full = tmp_path / "full"
     with torch_threads(1):
-        run_example("train", sbi_args(footage_corpus, full, *extra, "--checkpointing_steps", "13"))
+        run_example("train", sbi_args(footage_corpus, full, *extra, "--save_strategy", "steps", "--save_steps", "13"))
         checkpoint = full / "checkpoints" / f"step_{13:08d}"
         state = json.loads((checkpoint / "trainer_state.json").read_text())
         assert (state["epoch"], state["batches_in_epoch"]) == (1, 3)  # mid-epoch: 10 pair batches per epoch
         resumed = tmp_path / "resumed"
-        run_example("train", sbi_args(footage_corpus, resumed, *extra, "--checkpointing_steps", "none",
+        run_example("train", sbi_args(footage_corpus, resumed, *extra, "--save_strategy", "no",
                                       "--resume_from_checkpoint", str(checkpoint)))
     final, reference = load_file(resumed / "last" / "model.safetensors"), load_file(full / "last" / "model.safetensors")
     assert final.keys() == reference.keys() and all(torch.equal(final[k], reference[k]) for k in reference)

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification
 
 import dldfd_hf  # noqa: F401  (registers dldfd_tiny and the Auto classes)
+from dldfd_hf.training.checkpoint import TrainState, check_resumable, resume_signature
 from dldfd_hf.training.config import ConfigError, TrainingConfig, load_config
 from dldfd_hf.training.data import EpochSampler, FrameDataset, FrameTransform
 
@@ -60,8 +61,8 @@ def learning_corpus(shared_data, tmp_path_factory) -> Path:
 def quickstart_run(learning_corpus, tmp_path_factory) -> Path:
     """The quickstart recipe trained once, with a checkpoint at RESUME_STEP."""
     output_dir = tmp_path_factory.mktemp("quickstart") / "run"
-    run_example("train", quickstart_args(learning_corpus, output_dir, "--checkpointing_steps", str(RESUME_STEP),
-                                         "--checkpoints_total_limit", "none"))
+    run_example("train", quickstart_args(learning_corpus, output_dir, "--save_strategy", "steps",
+                                         "--save_steps", str(RESUME_STEP), "--checkpoints_total_limit", "none"))
     return output_dir
 
 
@@ -126,7 +127,7 @@ def test_resume_from_checkpoint_ends_with_the_same_weights(quickstart_run, learn
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     assert (state["epoch"], state["batches_in_epoch"], state["global_step"]) == (18, 4, RESUME_STEP)
     resumed = tmp_path / "resumed"
-    run_example("train", quickstart_args(learning_corpus, resumed, "--checkpointing_steps", "none",
+    run_example("train", quickstart_args(learning_corpus, resumed, "--save_strategy", "no",
                                          "--resume_from_checkpoint", str(checkpoint)))
     final, reference = load_file(resumed / "last" / "model.safetensors"), load_file(quickstart_run / "last" / "model.safetensors")
     assert final.keys() == reference.keys()
@@ -150,7 +151,7 @@ def test_two_process_ddp_evaluates_every_sample_once(learning_corpus, tmp_path):
         str(REPO_ROOT / "examples" / "train.py"),
         *quickstart_args(learning_corpus, output_dir, "--epochs", "1", "--eval_batch_size", "7",
                          "--gradient_accumulation_steps", "2",
-                         "--validate_before_training", "false", "--checkpointing_steps", "none"),
+                         "--validate_before_training", "false", "--save_strategy", "no"),
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
@@ -207,12 +208,13 @@ def test_config_typos_fail_with_a_suggestion(tmp_path, capsys):
 # --- configuration ---------------------------------------------------------------------------------
 
 def test_config_layers_defaults_yaml_and_overrides(tmp_path):
-    config = load_config(["--config", str(QUICKSTART), "--epochs", "3", "--betas", "[0.5, 0.9]",
-                          "--pos_weight", "0.25", "--checkpointing_steps", "100", "--max_grad_norm", "none",
-                          "--balanced_sampling", "false", "--model_kwargs", "{drop_rate: 0.2}", "--data", "x"])
+    config = load_config(["--config", str(QUICKSTART), "--epochs", "3", "--betas", "0.5", "0.9",
+                          "--pos_weight", "0.25", "--save_strategy", "steps", "--save_steps", "100",
+                          "--max_grad_norm", "none", "--balanced_sampling", "false",
+                          "--model_kwargs", "{drop_rate: 0.2}", "--data", "x"])
     assert config.model == "dldfd_tiny" and config.image_size == 64         # from the YAML
     assert config.epochs == 3 and config.betas == [0.5, 0.9]                 # overrides, typed
-    assert config.pos_weight == 0.25 and config.checkpointing_steps == 100
+    assert config.pos_weight == 0.25 and (config.save_strategy, config.save_steps) == ("steps", 100)
     assert config.max_grad_norm is None and config.balanced_sampling is False
     assert config.model_kwargs == {"drop_rate": 0.2} and config.data == "x"
     assert config.learning_rate == pytest.approx(3e-3) and config.weight_decay == 0.0  # YAML and default
@@ -230,11 +232,71 @@ def test_config_layers_defaults_yaml_and_overrides(tmp_path):
         (["--hflip", "1.5"], "'hflip': is a probability"),
         (["--pos_weight", "-1"], "'pos_weight': must be positive"),
         (["--lr_scheduler", "cosin"], "did you mean 'cosine'"),
+        (["--pos_weight", "often"], "'pos_weight': must be 'auto', a positive number or none, got 'often'"),
+        (["--save_strategy", "step"], "did you mean 'steps'"),
+        (["--save_steps", "0"], "'save_steps': must be >= 1"),
+        (["--model_kwargs", "[1, 2]"], "'model_kwargs': expected mapping"),
+        (["--balanced_sampling", "maybe"], "'balanced_sampling': Truthy value expected"),
+        (["--epochs"], "'epochs': expected one argument"),
     ],
 )
 def test_config_bad_values(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(["--config", str(QUICKSTART), *override])
+
+
+def test_config_file_values_are_read_with_the_field_types(tmp_path):
+    """YAML 1.1 leaves ``1e-3`` a string and reads ``no`` as false; ``none`` unsets an optional key,
+    in the file as on the command line, and the command line wins over the file."""
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("learning_rate: 1e-3\nsave_strategy: no\nmixed_precision: no\npos_weight: 0.5\n"
+                           "checkpoints_total_limit: none\nmax_grad_norm: 1\nsources: {a: x}\n")
+    config = load_config(["--config", str(config_file)])
+    assert config.learning_rate == 1e-3 and config.save_strategy == "no" and config.mixed_precision == "no"
+    assert config.pos_weight == 0.5 and config.checkpoints_total_limit is None and config.max_grad_norm == 1
+    assert config.sources == {"a": "x"}
+    config = load_config(["--config", str(config_file), "--pos_weight", "none", "--checkpoints_total_limit", "3",
+                          "--save_strategy", "epoch", "--sources", "{b: y}"])
+    assert config.pos_weight is None and config.checkpoints_total_limit == 3 and config.save_strategy == "epoch"
+    assert config.sources == {"b": "y"}
+    assert load_config(["--pos_weight", "auto"]).pos_weight == "auto"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("epochs: 2.5", "'epochs': expected int, got 2.5"),
+    ("epochs: many", "'epochs': expected int, got 'many'"),
+    ("betas: [0.9, high]", r"'betas': expected List\[float\], got \[0.9, 'high'\]"),
+    ("balanced_sampling: 1", "'balanced_sampling': expected bool, got 1"),
+    ("source_weights: {a: heavy}", r"'source_weights': expected Dict\[str, float\]"),
+    ("pos_weight: -2", "'pos_weight': must be positive, got -2.0"),
+    ("save_strategy: sometimes", "'save_strategy': 'sometimes' is not one of"),
+])
+def test_config_file_values_of_the_wrong_type_are_errors(tmp_path, line, message):
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text(line + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(["--config", str(config_file)])
+
+
+@pytest.mark.parametrize("config_file", sorted((REPO_ROOT / "examples" / "configs").glob("*.yaml")),
+                         ids=lambda path: path.name)
+def test_example_configs_load(config_file):
+    config = load_config(["--config", str(config_file)])
+    assert config.save_strategy in ("no", "epoch", "steps") and config.pos_weight == "auto"
+
+
+def test_checkpoints_saved_before_save_strategy_still_resume():
+    """The checkpoint schedule and pos_weight do not decide which batches an epoch holds, so a
+    checkpoint's resume signature never held them: one saved under ``checkpointing_steps`` resumes."""
+    saved = {"data": "user/corpus", "sources": {}, "source_weights": {}, "epoch_rows": None, "protocol": "combined",
+             "max_train_samples": None, "batch_size": 16, "gradient_accumulation_steps": 1,
+             "balanced_sampling": True, "seed": 0, "num_processes": 1}  # trainer_state.json of such a checkpoint
+    args = ["--config", str(QUICKSTART), "--data", "user/corpus", "--save_strategy", "steps", "--save_steps", "7",
+            "--pos_weight", "0.5"]
+    check_resumable(TrainState(signature=saved), resume_signature(load_config(args), 1), "step_00000007")
+    with pytest.raises(ValueError, match="batch_size: checkpoint 16, now 8"):
+        check_resumable(TrainState(signature=saved), resume_signature(load_config([*args, "--batch_size", "8"]), 1),
+                        "step_00000007")
 
 
 def test_config_requires_data_and_output_dir():
@@ -318,7 +380,7 @@ def test_report_to_sends_metrics_to_trackers(learning_corpus, tmp_path):
     register_tracker_class(ListTracker)
     run_example("train", quickstart_args(learning_corpus, tmp_path / "run", "--epochs", "1", "--max_train_samples", "32",
                                          "--report_to", "dldfd_test_list", "--logging_steps", "1",
-                                         "--checkpointing_steps", "none", "--validate_before_training", "false"))
+                                         "--save_strategy", "no", "--validate_before_training", "false"))
     config = dict(logged[0][1])
     assert logged[0][0] == "config" and config["model"] == "dldfd_tiny" and config["epochs"] == 1
     steps = [step for step, values in logged[1:] if "train/loss" in values]
@@ -369,7 +431,7 @@ def test_two_sources_train_together_and_are_reported_apart(learning_corpus, face
     run_example("train", quickstart_args(
         learning_corpus, output, "--data", "none", "--sources", sources, "--source_weights", "{ffpp: 3, faces: 1}",
         "--epoch_rows", "40", "--epochs", "1", "--balanced_sampling", "false", "--pseudo_fakes", "sbi+ffpp",
-        "--pseudo_fake_pairs", "true", "--checkpointing_steps", "none"))
+        "--pseudo_fake_pairs", "true", "--save_strategy", "no"))
     results = json.loads((output / "results.json").read_text())
     # ffpp: 184 training frames, half real; faces: real rows only (3 clips x 3 frames, one clip per split).
     assert results["class_counts"]["train"] == {"real": 92 + 3, "fake": 92}

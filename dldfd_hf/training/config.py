@@ -1,23 +1,28 @@
 """Training configuration: one dataclass, filled from a YAML file and ``--key value`` overrides.
 
-Every field can be set in the YAML file and on the command line (the command line wins). Unknown
-keys, in either place, are errors that name the key and suggest the closest known one, raised
-before any data is read or any model is built; so are non-finite numbers (``nan``, ``inf``, YAML's
-``.nan`` / ``.inf``) for any key, ``model_kwargs`` values included.
+Every field can be set in the YAML file and on the command line (the command line wins), parsed by
+``transformers.HfArgumentParser``: lists as ``--betas 0.9 0.999``, mappings in YAML
+(``--model_kwargs "{drop_rate: 0.2}"``), ``none`` for an optional key. Unknown keys, in either
+place, are errors that name the key and suggest the closest known one, raised before any data is
+read or any model is built; so are values of the wrong type and non-finite numbers (``nan``,
+``inf``, YAML's ``.nan`` / ``.inf``) for any key, ``model_kwargs`` values included.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import yaml
+from transformers import HfArgumentParser
 
 from ..inference.voting import STRATEGIES
 
@@ -25,6 +30,7 @@ __all__ = ["ConfigError", "TrainingConfig", "build_arg_parser", "load_config", "
 
 MIXED_PRECISION = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine")
+SAVE_STRATEGIES = ("no", "epoch", "steps")
 AUGMENTATIONS = ("none", "sbi")
 PSEUDO_FAKE_MODES = ("none", "sbi", "sbi+ffpp")  # dldfd_hf.training.pseudo_fakes (kept import-free here)
 # Validation metrics a best model can be chosen by (flattened "<level>/<name>" keys of the results).
@@ -115,9 +121,11 @@ class TrainingConfig:
     warmup_steps: int = 0
     gradient_accumulation_steps: int = 1
     max_grad_norm: Optional[float] = None
-    pos_weight: Union[str, float, None] = "auto"
+    # float before str: HfArgumentParser then reads the option as text, which __post_init__ turns
+    # into a number unless it is "auto" (str first would make it a float option that refuses "auto").
+    pos_weight: Union[float, str, None] = "auto"
     """BCE weight of the fake class: ``auto`` = #real / #fake of the training set (the paper's
-    weighted BCE), a number, or ``none``."""
+    weighted BCE), a positive number, or ``none``."""
     mixed_precision: str = "no"
     """``no``, ``fp16`` or ``bf16`` (overrides ``accelerate config``)."""
     seed: int = 42
@@ -131,8 +139,11 @@ class TrainingConfig:
     video_strategy: str = "majority"
     """Frame votes -> video label: ``majority`` (paper) or ``mean``."""
     output_dir: Optional[str] = None
-    checkpointing_steps: Union[str, int, None] = "epoch"
-    """Save the full training state every N optimizer steps, every ``epoch``, or ``none``."""
+    save_strategy: str = "epoch"
+    """When to save the full training state (a checkpoint): ``no``, every ``epoch``, or every
+    ``save_steps`` optimizer steps (``steps``)."""
+    save_steps: int = 500
+    """Optimizer steps between checkpoints with ``save_strategy: steps``."""
     checkpoints_total_limit: Optional[int] = 2
     """Keep only the newest N checkpoints (``none`` keeps all)."""
     resume_from_checkpoint: Optional[str] = None
@@ -144,6 +155,13 @@ class TrainingConfig:
     """Write per-frame test predictions (``OUTPUT_DIR/predictions_test.csv``)."""
 
     def __post_init__(self) -> None:
+        for key in ("mixed_precision", "save_strategy"):
+            if getattr(self, key) is False:
+                setattr(self, key, "no")  # YAML 1.1 reads an unquoted `no` as false
+        weight = self.pos_weight
+        if isinstance(weight, (int, str)) and not isinstance(weight, bool) and weight != "auto":
+            with contextlib.suppress(ValueError):  # validate() names what is wrong
+                self.pos_weight = float(weight)  # text from the command line, an int from YAML
         self.validate()
 
     def validate(self) -> None:
@@ -151,13 +169,18 @@ class TrainingConfig:
         def fail(key: str, message: str) -> None:
             raise ConfigError(f"config key {key!r}: {message}")
 
-        # First: nan compares false with everything, so the range checks below would let it through.
-        for f in dataclasses.fields(self):
-            bad = _non_finite(getattr(self, f.name))
+        # First the types (a YAML file's values reach here as YAML typed them), then nan, which
+        # compares false with everything, so the range checks below would let it through.
+        for key, hint in _HINTS.items():
+            value = getattr(self, key)
+            if not _is_a(value, hint):
+                fail(key, f"expected {_type_name(hint)}, got {value!r}")
+            bad = _non_finite(value)
             if bad is not None:
-                fail(f.name, f"must be a finite number, got {bad}")
+                fail(key, f"must be a finite number, got {bad}")
 
-        for key in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps"):
+        for key in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "logging_steps",
+                    "save_steps"):
             if getattr(self, key) < 1:
                 fail(key, f"must be >= 1, got {getattr(self, key)!r}")
         for key in ("max_train_samples", "max_eval_samples", "image_size", "checkpoints_total_limit"):
@@ -212,10 +235,7 @@ class TrainingConfig:
         _choice("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS)
         _choice("video_strategy", self.video_strategy, STRATEGIES)
         _choice("metric_for_best_model", self.metric_for_best_model, SELECTABLE_METRICS)
-        if isinstance(self.checkpointing_steps, str) and self.checkpointing_steps != "epoch":
-            fail("checkpointing_steps", f"must be 'epoch', a positive integer or none, got {self.checkpointing_steps!r}")
-        if isinstance(self.checkpointing_steps, int) and self.checkpointing_steps < 1:
-            fail("checkpointing_steps", f"must be >= 1, got {self.checkpointing_steps}")
+        _choice("save_strategy", self.save_strategy, SAVE_STRATEGIES)
         if not isinstance(self.protocol, str) or not self.protocol:
             fail("protocol", f"must be 'combined', 'single:<Method>' or 'cross:<Method>', got {self.protocol!r}")
 
@@ -237,6 +257,25 @@ class TrainingConfig:
 def metric_direction(metric: str) -> str:
     """``"min"`` for losses and error rates, ``"max"`` for everything else."""
     return "min" if metric in LOWER_IS_BETTER else "max"
+
+
+def _is_a(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the declared type ``hint`` (an int passes for a float; a bool is neither)."""
+    origin, options = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        return any(_is_a(value, option) for option in options)
+    if origin in (list, dict):
+        items = value.values() if isinstance(value, dict) else value
+        return isinstance(value, origin) and all(_is_a(item, options[-1]) for item in items)
+    if hint in (int, float):
+        return isinstance(value, int if hint is int else (int, float)) and not isinstance(value, bool)
+    return hint is Any or isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    options = typing.get_args(hint) if typing.get_origin(hint) is Union else (hint,)
+    return " or ".join("none" if option is type(None) else option.__name__ if isinstance(option, type)
+                       else str(option).replace("typing.", "") for option in options)
 
 
 def _non_finite(value: Any) -> Optional[float]:
@@ -267,125 +306,68 @@ def _choice(key: str, value: Any, choices: Sequence[str]) -> None:
 
 # --- parsing ------------------------------------------------------------------------------------
 
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainingConfig)}
+_FIELDS = [f.name for f in dataclasses.fields(TrainingConfig)]
 _HINTS = typing.get_type_hints(TrainingConfig)
 
 
+def build_arg_parser(description: Optional[str] = None) -> HfArgumentParser:
+    """``--config FILE`` plus one ``--key VALUE`` option per :class:`TrainingConfig` field."""
+    parser = HfArgumentParser(
+        TrainingConfig,
+        description=description,
+        allow_abbrev=False,  # a typo must be an error, not a silent prefix match
+        exit_on_error=False,  # load_config turns a bad value into a ConfigError
+    )
+    parser.add_argument("--config", type=str, default=None, help="YAML file with any of the keys below")
+    for action in parser._actions:
+        hint = _HINTS.get(action.dest)
+        if hint is None or action.option_strings[0] == f"--no_{action.dest}":
+            continue  # --config, --help, or HfArgumentParser's --no_<key> of a bool key
+        action.help = "(default: %(default)r)"  # the formatter shows defaults only beside a help text
+        if typing.get_origin(hint) is dict:
+            action.type = _mapping  # HfArgumentParser has no type for a dict: written as in the YAML file
+        elif type(None) in typing.get_args(hint):
+            action.type = _or_none(action.type)  # `--max_grad_norm none` unsets what the YAML file set
+    return parser
+
+
+def load_config(argv: Optional[Sequence[str]] = None, parser: Optional[HfArgumentParser] = None) -> TrainingConfig:
+    """Parse ``argv``: defaults < ``--config`` YAML < ``--key value`` overrides. Raises ConfigError.
+
+    The YAML file's values become the parser's defaults (as TRL's ``TrlParser`` layers a config
+    file), so text from the file (``1e-3``, ``none``) and from the command line is read by the same
+    field types, and the one :class:`TrainingConfig` is validated once, with the overrides applied.
+    """
+    parser = parser or build_arg_parser()
+    find_file = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    find_file.add_argument("--config")
+    try:
+        config_file = find_file.parse_known_args(argv)[0].config
+        if config_file:
+            parser.set_defaults(**_read_yaml(Path(config_file)))
+        config, _, unknown = parser.parse_args_into_dataclasses(
+            argv, return_remaining_strings=True, look_for_args_file=False
+        )
+    except argparse.ArgumentError as error:
+        key = (error.argument_name or "").split("/")[0].lstrip("-")
+        bad_value = re.fullmatch(r"invalid (.+) value: (.*)", error.message)
+        reason = f"expected {bad_value[1]}, got {bad_value[2]}" if bad_value else error.message
+        raise ConfigError(f"config key {key!r}: {reason}") from None
+    if unknown:
+        flag = next((u for u in unknown if u.startswith("--")), unknown[0])
+        if flag.startswith("--"):
+            raise _unknown_key(flag[2:].split("=", 1)[0], "the command line")
+        raise ConfigError(f"unexpected command-line argument {flag!r} (options look like --key value)")
+    return config
+
+
 def _unknown_key(key: str, source: str) -> ConfigError:
-    hint = difflib.get_close_matches(key, list(_FIELDS), n=1)
+    hint = difflib.get_close_matches(key, _FIELDS, n=1)
     return ConfigError(
         f"unknown config key {key!r} in {source}"
         + (f": did you mean {hint[0]!r}?" if hint else "")
         + " (run examples/train.py --help for the list of keys)"
     )
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """Convert a YAML value or a command-line string to the type the field declares."""
-    hint = _HINTS[key]
-    if key == "mixed_precision" and value is False:
-        value = "no"  # YAML 1.1 reads an unquoted `no` as false
-    options = typing.get_args(hint) if typing.get_origin(hint) is Union else (hint,)
-    # Strings last: "0.25" or "100" from the command line must become numbers when a number fits.
-    options = tuple(sorted(options, key=lambda option: option is str))
-    if isinstance(value, str) and value.strip().lower() in ("none", "null", "~") and type(None) in options:
-        return None
-    if value is None:
-        if type(None) in options:
-            return None
-        raise ConfigError(f"config key {key!r} cannot be none")
-    for option in options:
-        converted = _convert(value, option)
-        if converted is not _NO_MATCH:
-            return converted
-    expected = " or ".join(getattr(o, "__name__", str(o)).replace("NoneType", "none") for o in options)
-    raise ConfigError(f"config key {key!r}: expected {expected}, got {value!r}")
-
-
-_NO_MATCH = object()
-
-
-def _convert(value: Any, option: Any) -> Any:
-    origin = typing.get_origin(option)
-    if option is type(None):
-        return _NO_MATCH
-    if option is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
-            return value.strip().lower() in ("true", "yes", "1")
-        return _NO_MATCH
-    if option is int:
-        if isinstance(value, bool):
-            return _NO_MATCH
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                return _NO_MATCH
-        return _NO_MATCH
-    if option is float:
-        if isinstance(value, bool):
-            return _NO_MATCH
-        try:
-            return float(value)  # also "1e-3", which YAML 1.1 reads as a string
-        except (TypeError, ValueError):
-            return _NO_MATCH
-    if option is str:
-        return value if isinstance(value, str) else _NO_MATCH
-    if origin in (list, List):
-        if isinstance(value, str):
-            value = yaml.safe_load(value)
-        if not isinstance(value, (list, tuple)):
-            return _NO_MATCH
-        (item_type,) = typing.get_args(option) or (Any,)
-        items = [_convert(v, item_type) if item_type is not Any else v for v in value]
-        return _NO_MATCH if any(i is _NO_MATCH for i in items) else items
-    if origin in (dict, Dict):
-        if isinstance(value, str):
-            value = yaml.safe_load(value)
-        return dict(value) if isinstance(value, dict) else _NO_MATCH
-    return value
-
-
-def build_arg_parser(description: Optional[str] = None) -> argparse.ArgumentParser:
-    """``--config FILE`` plus one ``--key VALUE`` option per :class:`TrainingConfig` field."""
-    parser = argparse.ArgumentParser(
-        description=description,
-        allow_abbrev=False,  # a typo must be an error, not a silent prefix match
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--config", type=str, default=None, help="YAML file with any of the keys below")
-    for name, f in _FIELDS.items():
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kwargs: Dict[str, Any] = dict(default=argparse.SUPPRESS, help=f"(default: {default!r})", metavar="VALUE")
-        if _HINTS[name] is bool:
-            kwargs["nargs"] = "?"
-            kwargs["const"] = "true"  # `--balanced_sampling` alone means true
-        parser.add_argument(f"--{name}", **kwargs)
-    return parser
-
-
-def load_config(
-    argv: Optional[Sequence[str]] = None, parser: Optional[argparse.ArgumentParser] = None
-) -> TrainingConfig:
-    """Parse ``argv``: defaults < ``--config`` YAML < ``--key value`` overrides. Raises ConfigError."""
-    parser = parser or build_arg_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        flag = next((u for u in unknown if u.startswith("--")), unknown[0])
-        key = flag[2:].split("=", 1)[0] if flag.startswith("--") else flag
-        if flag.startswith("--"):
-            raise _unknown_key(key, "the command line")
-        raise ConfigError(f"unexpected command-line argument {flag!r} (options look like --key value)")
-    values: Dict[str, Any] = {}
-    if args.config:
-        values.update(_read_yaml(Path(args.config)))
-    overrides = {k: v for k, v in vars(args).items() if k != "config"}
-    values.update({k: _coerce(k, v) for k, v in overrides.items()})
-    return TrainingConfig(**values)
 
 
 def _read_yaml(path: Path) -> Dict[str, Any]:
@@ -397,9 +379,30 @@ def _read_yaml(path: Path) -> Dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
     if not isinstance(content, dict):
         raise ConfigError(f"config file {path} must be a mapping of keys to values, got {type(content).__name__}")
-    values = {}
-    for key, value in content.items():
+    for key in content:
         if key not in _FIELDS:
             raise _unknown_key(str(key), str(path))
-        values[key] = _coerce(key, value)
-    return values
+    return content
+
+
+def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``convert``, except that ``none`` (or ``null``) is None."""
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() in ("none", "null", "~") else convert(text)
+
+    parse.__name__ = getattr(convert, "__name__", "value")  # argparse names it in "invalid int value"
+    return parse
+
+
+def _mapping(text: str) -> Dict[str, Any]:
+    """``{key: value, ...}`` in YAML, e.g. ``--model_kwargs "{drop_rate: 0.2}"``."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(text)
+    return value
+
+
+_mapping.__name__ = "mapping"

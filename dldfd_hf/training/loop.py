@@ -1,9 +1,9 @@
 """The training loop of ``examples/train.py``: an epoch of updates, validation, the final test.
 
-The functions take the objects ``accelerator.prepare`` returned and keep where the run stands in a
-:class:`~.checkpoint.TrainState`, updated in place, so a checkpoint taken at any step resumes
-exactly. Every process calls every function (they gather, reduce and wait for each other); only the
-main process writes files.
+The functions take one :class:`TrainingRun`: the objects ``accelerator.prepare`` returned, the
+config, ``results.json`` and where the run stands, a :class:`~.checkpoint.TrainState` updated in
+place, so a checkpoint taken at any step resumes exactly. Every process calls every function (they
+gather, reduce and wait for each other); only the main process writes files.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .evaluation import evaluation_entry, flatten_metrics, predict, split_metric
 
 __all__ = [
     "ResultsFile",
+    "TrainingRun",
     "final_test",
     "finish_epoch",
     "save_model",
@@ -86,6 +87,32 @@ class ResultsFile:
         atomic_write_json(self.path, results, indent=2)
 
 
+@dataclass
+class TrainingRun:
+    """One run: what ``examples/train.py`` creates once and every step of the loop shares."""
+
+    accelerator: Accelerator
+    config: TrainingConfig
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    lr_scheduler: Any
+    train_loader: DataLoader
+    val_loader: DataLoader
+    val_split: Any
+    """The validation rows (a ``datasets.Dataset``), in ``val_loader``'s order."""
+    test_loader: DataLoader
+    test_split: Any
+    state: TrainState
+    results: ResultsFile
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self.accelerator, self.model, self.state, self.output_dir, self.config.checkpoints_total_limit)
+
+
 def save_model(accelerator: Accelerator, model: torch.nn.Module, folder: Union[str, Path]) -> None:
     """Write a complete model folder (every door loads it: timm, transformers, pipelines), atomically."""
     if accelerator.is_main_process:
@@ -94,18 +121,17 @@ def save_model(accelerator: Accelerator, model: torch.nn.Module, folder: Union[s
     accelerator.wait_for_everyone()
 
 
-def train_one_epoch(accelerator: Accelerator, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    lr_scheduler: Any, train_loader: DataLoader, state: TrainState, epoch: int,
-                    config: TrainingConfig, progress: Optional[tqdm] = None) -> None:
+def train_one_epoch(run: TrainingRun, epoch: int, progress: Optional[tqdm] = None) -> None:
     """Train through epoch ``epoch`` (0-based), or its remaining batches when resumed inside it.
 
     Logs the running loss every ``logging_steps`` optimizer steps and saves a checkpoint every
-    ``checkpointing_steps`` (when an integer); ``progress`` advances once per optimizer step.
+    ``save_steps`` (with ``save_strategy: steps``); ``progress`` advances once per optimizer step.
     """
+    accelerator, model, state, config = run.accelerator, run.model, run.state, run.config
     model.train()
     # Resuming inside an epoch: same order (same sampler epoch), minus the batches already seen.
-    epoch_loader = (accelerator.skip_first_batches(train_loader, state.batches_in_epoch)
-                    if state.batches_in_epoch else train_loader)
+    epoch_loader = (accelerator.skip_first_batches(run.train_loader, state.batches_in_epoch)
+                    if state.batches_in_epoch else run.train_loader)
     # Through the prepared loader: it would otherwise reset the sampler to its own iteration count.
     epoch_loader.set_epoch(epoch)
     for batch in epoch_loader:
@@ -114,9 +140,9 @@ def train_one_epoch(accelerator: Accelerator, model: torch.nn.Module, optimizer:
             accelerator.backward(outputs.loss)
             if accelerator.sync_gradients and config.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad()
+            run.optimizer.step()
+            run.lr_scheduler.step()
+            run.optimizer.zero_grad()
         state.batches_in_epoch += 1
         state.loss_sum += outputs.loss.detach().float().item()
         if not accelerator.sync_gradients:
@@ -128,23 +154,22 @@ def train_one_epoch(accelerator: Accelerator, model: torch.nn.Module, optimizer:
             train_loss = state.loss_sum / state.batches_in_epoch
             if progress is not None:
                 progress.set_postfix(loss=f"{train_loss:.4f}")
-            accelerator.log({"train/loss": train_loss, "train/lr": lr_scheduler.get_last_lr()[0]},
+            accelerator.log({"train/loss": train_loss, "train/lr": run.lr_scheduler.get_last_lr()[0]},
                             step=state.global_step)
-        if isinstance(config.checkpointing_steps, int) and state.global_step % config.checkpointing_steps == 0:
-            save_checkpoint(accelerator, model, state, config.output_dir, config.checkpoints_total_limit)
+        if config.save_strategy == "steps" and state.global_step % config.save_steps == 0:
+            run.save_checkpoint()
 
 
-def _validation_metrics(accelerator: Accelerator, model: torch.nn.Module, val_loader: DataLoader,
-                        val_split: Any, number: int, strategy: str) -> Dict[str, Any]:
-    predictions = predict(model, val_loader, accelerator, desc=f"validation {number}", expected_rows=len(val_split))
-    return split_metrics(val_split, predictions, strategy=strategy)
+def _validation_metrics(run: TrainingRun, number: int) -> Dict[str, Any]:
+    predictions = predict(run.model, run.val_loader, run.accelerator, desc=f"validation {number}",
+                          expected_rows=len(run.val_split))
+    return split_metrics(run.val_split, predictions, strategy=run.config.video_strategy)
 
 
-def validate_baseline(accelerator: Accelerator, model: torch.nn.Module, val_loader: DataLoader, val_split: Any,
-                      state: TrainState, config: TrainingConfig) -> None:
+def validate_baseline(run: TrainingRun) -> None:
     """Record epoch 0: the untrained model's scores, the baseline the training has to beat."""
-    metrics = _validation_metrics(accelerator, model, val_loader, val_split, 0, config.video_strategy)
-    state.history.append({"epoch": 0, "step": 0, "train_loss": None, "validation": metrics})
+    metrics = _validation_metrics(run, 0)
+    run.state.history.append({"epoch": 0, "step": 0, "train_loss": None, "validation": metrics})
 
 
 def _improves(value: Optional[float], best: Optional[float], direction: str) -> bool:
@@ -153,14 +178,14 @@ def _improves(value: Optional[float], best: Optional[float], direction: str) -> 
     return best is None or (value > best if direction == "max" else value < best)
 
 
-def validate(accelerator: Accelerator, model: torch.nn.Module, val_loader: DataLoader, val_split: Any,
-             state: TrainState, epoch: int, config: TrainingConfig) -> Dict[str, Any]:
+def validate(run: TrainingRun, epoch: int) -> Dict[str, Any]:
     """Score every validation frame once after epoch ``epoch`` and record it in ``state.history``.
 
     A new best by ``metric_for_best_model`` is saved to ``OUTPUT_DIR/best``. Returns the metrics
     (``split_metrics``).
     """
-    metrics = _validation_metrics(accelerator, model, val_loader, val_split, epoch + 1, config.video_strategy)
+    accelerator, state, config = run.accelerator, run.state, run.config
+    metrics = _validation_metrics(run, epoch + 1)
     # Each process has the mean of its own shard's batches; the run's is their mean.
     train_loss = accelerator.reduce(
         torch.tensor(state.loss_sum / max(state.batches_in_epoch, 1), device=accelerator.device), "mean"
@@ -173,7 +198,7 @@ def validate(accelerator: Accelerator, model: torch.nn.Module, val_loader: DataL
     value = flat.get(config.metric_for_best_model)
     if _improves(value, state.best_metric, metric_direction(config.metric_for_best_model)):
         state.best_metric, state.best_epoch = value, epoch + 1
-        save_model(accelerator, model, Path(config.output_dir) / "best")
+        save_model(accelerator, run.model, run.output_dir / "best")
     logger.info(
         f"epoch {epoch + 1}: train loss {train_loss:.4f}, validation "
         + ", ".join(f"{k} {v:.4f}" for k, v in flat.items())
@@ -182,37 +207,36 @@ def validate(accelerator: Accelerator, model: torch.nn.Module, val_loader: DataL
     return metrics
 
 
-def finish_epoch(accelerator: Accelerator, model: torch.nn.Module, state: TrainState, epoch: int,
-                 config: TrainingConfig, results: ResultsFile) -> None:
-    """Move ``state`` past epoch ``epoch``, rewrite ``results.json`` and save the epoch's checkpoint
-    (with ``checkpointing_steps: epoch``)."""
+def finish_epoch(run: TrainingRun, epoch: int) -> None:
+    """Move the run's state past epoch ``epoch``, rewrite ``results.json`` and save the epoch's
+    checkpoint (with ``save_strategy: epoch``)."""
+    state = run.state
     state.epoch, state.batches_in_epoch, state.loss_sum = epoch + 1, 0, 0.0
-    if accelerator.is_main_process:
-        results.write(state)
-    if config.checkpointing_steps == "epoch":
-        save_checkpoint(accelerator, model, state, config.output_dir, config.checkpoints_total_limit)
+    if run.accelerator.is_main_process:
+        run.results.write(state)
+    if run.config.save_strategy == "epoch":
+        run.save_checkpoint()
 
 
-def final_test(accelerator: Accelerator, model: torch.nn.Module, test_loader: DataLoader, test_split: Any,
-               state: TrainState, config: TrainingConfig, results: ResultsFile) -> Dict[str, Any]:
+def final_test(run: TrainingRun) -> Dict[str, Any]:
     """Score the test split with the best model (the current weights when no epoch was best).
 
-    Loads ``OUTPUT_DIR/best`` into ``model``, writes the test entry into ``results.json`` and, with
+    Loads ``OUTPUT_DIR/best`` into the model, writes the test entry into ``results.json`` and, with
     ``save_predictions``, ``predictions_test.csv``. Returns the entry (``evaluation_entry``).
     """
-    output_dir = Path(config.output_dir)
-    best_weights = output_dir / "best" / "model.safetensors"
+    accelerator, results = run.accelerator, run.results
+    best_weights = run.output_dir / "best" / "model.safetensors"
     if best_weights.is_file():
         # Model folders hold the timm layout: load into the wrapped timm module.
-        accelerator.unwrap_model(model).dldfd.load_state_dict(load_file(str(best_weights)))
-    elif state.best_epoch is not None:
+        accelerator.unwrap_model(run.model).dldfd.load_state_dict(load_file(str(best_weights)))
+    elif run.state.best_epoch is not None:
         logger.warning(f"{best_weights} not found (resumed into another output_dir?): testing the last weights")
-    predictions = predict(model, test_loader, accelerator, desc="test", expected_rows=len(test_split))
-    test = evaluation_entry(results.protocol, "test", test_split, predictions, strategy=config.video_strategy)
+    predictions = predict(run.model, run.test_loader, accelerator, desc="test", expected_rows=len(run.test_split))
+    test = evaluation_entry(results.protocol, "test", run.test_split, predictions, strategy=run.config.video_strategy)
     if accelerator.is_main_process:
-        if config.save_predictions:
-            write_predictions(output_dir / "predictions_test.csv", test_split, predictions)
-        results.write(state, test)
+        if run.config.save_predictions:
+            write_predictions(run.output_dir / "predictions_test.csv", run.test_split, predictions)
+        results.write(run.state, test)
         row = test["table2"]
         logger.info(
             f"test ({results.protocol}): frame TCR {row['frame_tcr']}%, video TCR {row['video_tcr']}%, "
