@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dldfd_hf.inference.faces import FaceCropper
+from dldfd_hf.media.faces import FaceCropper
 from dldfd_hf.inference.loading import RandomWeightsWarning, load_video_pipeline
 from dldfd_hf.inference.pipelines import VIDEO_DETECT_SIZE
-from dldfd_hf.inference.video import (
+from dldfd_hf.media.video import (
     VideoReader,
     evenly_spaced_indices,
     iter_frames,

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from safetensors import safe_open
 
 from dldfd_hf import DeepfakeVideoDetectionPipeline
-from dldfd_hf.inference.faces import FaceCropper
+from dldfd_hf.media.faces import FaceCropper
 from dldfd_hf.models import SHIPPED_MODEL, SHIPPED_MODEL_DIR
 from dldfd_hf.hub.shipped_card import DEV_TARGET_AUC, render_shipped_model_card
 

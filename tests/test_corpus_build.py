@@ -35,7 +35,7 @@ from dldfd_hf.data.build import (
 from dldfd_hf.data.ffpp import Splits, method_dir, original_dir
 from dldfd_hf.data.finalize import read_report
 from dldfd_hf.hub.push import PushResult
-from dldfd_hf.inference.video import VideoReader, evenly_spaced_indices
+from dldfd_hf.media.video import VideoReader, evenly_spaced_indices
 from tests.conftest import SYNTH_FFPP_COMPRESSION as COMPRESSION
 from tests.conftest import SYNTH_FFPP_FRAMES_PER_VIDEO as FRAMES_PER_VIDEO
 from tests.conftest import SYNTH_FFPP_MAX_FRAMES as VIDEO_FRAMES

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dldfd_hf.inference.faces import Face, FaceCropper, square_crop_box
-from dldfd_hf.inference.media import load_image
-from dldfd_hf.inference.video import sample_frames
+from dldfd_hf.media.faces import Face, FaceCropper, square_crop_box
+from dldfd_hf.media.image import load_image
+from dldfd_hf.media.video import sample_frames
 
 CLIPS = (
     "videos/LipNet_GRID/evaluation_samples_GRID_lbax4n.mpg",

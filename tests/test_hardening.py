@@ -25,9 +25,9 @@ from dldfd_hf import DLDFDForImageClassification
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.inference.records import format_rows
 from dldfd_hf.inference.loading import ModelLoadError, RandomWeightsWarning, load_pipeline_with_notice, load_model, load_video_pipeline
-from dldfd_hf.inference.media import ImageReadError, load_image
+from dldfd_hf.media.image import ImageReadError, load_image
 from dldfd_hf.training.config import ConfigError, load_config
-from dldfd_hf.inference.video import VideoReader, probe, write_video
+from dldfd_hf.media.video import VideoReader, probe, write_video
 
 from tests.conftest import REPO_ROOT
 from tests.example_scripts import load_example, run_example

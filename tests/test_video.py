@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from dldfd_hf._io import TEMPORARY_PATTERN
-from dldfd_hf.inference.video import (
+from dldfd_hf.media.video import (
     Frame,
     VideoReader,
     VideoReadError,

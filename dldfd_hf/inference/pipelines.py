@@ -9,7 +9,7 @@
 >>> pipeline("deepfake-video-detection")   # no model: the detector shipped inside dldfd_hf
 
 Inputs: a video path, an image path, a PIL image, an ``HxWx3`` array (a photo: every face is
-scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.inference.video.Frame`),
+scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.media.video.Frame`),
 or a list of paths (one result per path). The model's own preprocessing is used: its saved
 ``preprocessor_config.json`` or, failing that, the config's image size / mean / std.
 
@@ -41,9 +41,10 @@ from ..configuration_dldfd import DLDFDConfig
 from ..labels import FAKE, ID2LABEL
 from ..modeling_dldfd import image_processor_for
 from ..models.dldfd import SHIPPED_MODEL_DIR, fake_probabilities
-from .faces import FaceCropper
-from .media import load_image, media_kind, to_rgb_array
-from .video import Frame, VideoReader, sample_frames
+from ..media.faces import FaceCropper
+from ..media.files import media_kind
+from ..media.image import load_image, to_rgb_array
+from ..media.video import Frame, VideoReader, sample_frames
 from .voting import FrameRecord, check_strategy, check_threshold, vote
 
 __all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "register_pipeline"]

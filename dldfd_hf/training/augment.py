@@ -34,7 +34,7 @@ from ..data.sbi import template_landmarks
 __all__ = ["FaceAugment", "face_square", "h264_roundtrip"]
 
 _UNIT_TEMPLATE = template_landmarks((1, 1))
-PIPELINE_SCALE = 1.3  # the crops of dldfd_hf.inference.faces.FaceCropper: 1.3x the MTCNN box
+PIPELINE_SCALE = 1.3  # the crops of dldfd_hf.media.faces.FaceCropper: 1.3x the MTCNN box
 
 
 def face_square(landmarks: Sequence[Sequence[float]], size: tuple[int, int]) -> tuple[float, float, float]:

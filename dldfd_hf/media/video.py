@@ -38,7 +38,7 @@ import av
 import numpy as np
 
 from .._io import PathLike, atomic_path
-from .media import MediaError, file_problem
+from .files import MediaError, file_problem
 
 __all__ = [
     "VideoReadError",

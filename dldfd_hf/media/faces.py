@@ -19,7 +19,7 @@ import torch
 from facenet_pytorch import MTCNN
 from PIL import Image
 
-from .media import ImageLike, to_rgb_array
+from .image import ImageLike, to_rgb_array
 
 __all__ = ["Face", "FaceCropper", "square_crop_box"]
 
