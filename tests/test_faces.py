@@ -10,7 +10,7 @@ from PIL import Image
 
 from dldfd_hf.media.faces import Face, FaceCropper, square_crop_box
 from dldfd_hf.media.image import load_image
-from dldfd_hf.media.video import sample_frames
+from dldfd_hf.media.video_reader import sample_frames
 
 CLIPS = (
     "videos/LipNet_GRID/evaluation_samples_GRID_lbax4n.mpg",

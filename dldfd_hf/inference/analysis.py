@@ -36,7 +36,7 @@ from .._io import PathLike, atomic_write_text
 from ..labels import FAKE, LABEL_NAMES, REAL
 from ..media.files import MediaError, media_kind
 from ..media.image import load_image
-from ..media.video import VideoReader
+from ..media.video_reader import VideoReader
 from .explain import grad_cam, overlay_heatmap
 from .loading import DEFAULT_MODEL
 from .records import format_rows, result_row
