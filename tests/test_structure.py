@@ -155,6 +155,28 @@ def test_media_is_a_layer_below_the_corpus_builders_and_the_detector():
     assert not {name for name in data if name.startswith("dldfd_hf.inference")}
 
 
+def _imported_at_module_level(path: Path) -> Set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    deferred = {id(inner) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                for inner in ast.walk(node)}
+    names: Set[str] = set()
+    for node in _imports(tree):
+        if id(node) in deferred:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        else:
+            names.add(node.module or "")
+    return names
+
+
+def test_mtcnn_is_imported_when_a_detector_is_made_not_with_the_package():
+    importers = {name for name, path in _modules().items()
+                 if any(m.split(".")[0] == "facenet_pytorch" for m in _imported_at_module_level(path))}
+    assert importers == set()
+    assert "facenet_pytorch" in (PACKAGE_DIR / "media" / "mtcnn.py").read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------------------------------
 # Function length
 # --------------------------------------------------------------------------------------------------

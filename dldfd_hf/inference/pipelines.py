@@ -255,7 +255,7 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     def face_cropper(
         self, select: str = "largest", min_face_score: float = 0.9, min_face_size: int = VIDEO_MIN_FACE_SIZE
     ) -> FaceCropper:
-        """The MTCNN cropper for these settings, built once and kept (crops at the model's input size)."""
+        """The face cropper (MTCNN) for these settings, built once and kept (crops at the model's input size)."""
         key = (select, float(min_face_score), int(min_face_size))
         if key not in self._croppers:
             self._croppers[key] = FaceCropper(
