@@ -27,8 +27,8 @@ from pathlib import Path
 
 from dldfd_hf.data.build import BuildConfig, build_corpus, torch_threads
 from dldfd_hf.data.synth import make_synth_tree
-from dldfd_hf.inference.faces import FaceCropper
-from dldfd_hf.inference.video import iter_frames
+from dldfd_hf.media.faces import FaceCropper
+from dldfd_hf.media.video_stream import iter_frames
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIPS = [

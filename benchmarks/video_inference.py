@@ -32,16 +32,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dldfd_hf.inference.faces import FaceCropper
+from dldfd_hf.data.video_writer import write_video
 from dldfd_hf.inference.loading import RandomWeightsWarning, load_video_pipeline
 from dldfd_hf.inference.pipelines import VIDEO_DETECT_SIZE
-from dldfd_hf.inference.video import (
-    VideoReader,
-    evenly_spaced_indices,
-    iter_frames,
-    probe,
-    write_video,
-)
+from dldfd_hf.media.faces import FaceCropper
+from dldfd_hf.media.video import evenly_spaced_indices
+from dldfd_hf.media.video_reader import VideoReader, probe
+from dldfd_hf.media.video_stream import iter_frames
 from dldfd_hf.models import fake_probabilities
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

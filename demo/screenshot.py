@@ -27,7 +27,9 @@ from typing import List, Optional, Sequence, Tuple
 
 from PIL import Image
 
-from dldfd_hf.inference.video import iter_frames, probe, write_video
+from dldfd_hf.data.video_writer import write_video
+from dldfd_hf.media.video_reader import probe
+from dldfd_hf.media.video_stream import iter_frames
 
 APP = Path(__file__).resolve().parent / "app.py"
 BROWSER_PLAYABLE = {".mp4", ".webm", ".ogg", ".ogv", ".m4v"}

@@ -26,9 +26,9 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from safetensors import safe_open
 
 from dldfd_hf import DeepfakeVideoDetectionPipeline
-from dldfd_hf.inference.faces import FaceCropper
-from dldfd_hf.models import SHIPPED_MODEL, SHIPPED_MODEL_DIR
 from dldfd_hf.hub.shipped_card import DEV_TARGET_AUC, render_shipped_model_card
+from dldfd_hf.media.faces import FaceCropper
+from dldfd_hf.models import SHIPPED_MODEL, SHIPPED_MODEL_DIR
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -19,7 +19,8 @@ from dldfd_hf.cli import main as dldfd
 from dldfd_hf.data.build import BuildError, WorkDir, corpus_features
 from dldfd_hf.data.faces_corpus import FacesInputError, assign_splits, build_faces, group_of, index_media
 from dldfd_hf.data.finalize import read_report
-from dldfd_hf.inference.video import evenly_spaced_indices, probe
+from dldfd_hf.media.video import evenly_spaced_indices
+from dldfd_hf.media.video_reader import probe
 
 FRAMES = 3
 CROP = 96

@@ -18,11 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import DatasetDict, load_dataset, load_from_disk
 
-from dldfd_hf.hub import push
 from dldfd_hf.cli import build_parser
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.commands.build_ffpp import resolve_options
 from dldfd_hf.data import DEFAULT_METHODS, index_ffpp, load_splits
+from dldfd_hf.hub import push
 from dldfd_hf.data.build import (
     WORK_DIR,
     BuildConfig,
@@ -35,7 +35,8 @@ from dldfd_hf.data.build import (
 from dldfd_hf.data.ffpp import Splits, method_dir, original_dir
 from dldfd_hf.data.finalize import read_report
 from dldfd_hf.hub.push import PushResult
-from dldfd_hf.inference.video import VideoReader, evenly_spaced_indices
+from dldfd_hf.media.video import evenly_spaced_indices
+from dldfd_hf.media.video_reader import VideoReader
 from tests.conftest import SYNTH_FFPP_COMPRESSION as COMPRESSION
 from tests.conftest import SYNTH_FFPP_FRAMES_PER_VIDEO as FRAMES_PER_VIDEO
 from tests.conftest import SYNTH_FFPP_MAX_FRAMES as VIDEO_FRAMES

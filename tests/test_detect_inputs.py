@@ -18,9 +18,12 @@ from PIL import Image
 
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.commands import detect
-from dldfd_hf.inference.faces import FaceCropper
+from dldfd_hf.data.video_writer import write_video
 from dldfd_hf.inference.records import format_rows, result_row
-from dldfd_hf.inference.video import frame_rotation, iter_frames, probe, sample_frames, write_video
+from dldfd_hf.media.faces import FaceCropper
+from dldfd_hf.media.video import frame_rotation
+from dldfd_hf.media.video_reader import probe, sample_frames
+from dldfd_hf.media.video_stream import iter_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

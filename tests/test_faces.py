@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dldfd_hf.inference.faces import Face, FaceCropper, square_crop_box
-from dldfd_hf.inference.media import load_image
-from dldfd_hf.inference.video import sample_frames
+from dldfd_hf.media.face_detector import FaceDetections
+from dldfd_hf.media.faces import Face, FaceCropper, square_crop_box
+from dldfd_hf.media.image import load_image
+from dldfd_hf.media.mtcnn import MTCNNDetector
+from dldfd_hf.media.video_reader import sample_frames
 
 CLIPS = (
     "videos/LipNet_GRID/evaluation_samples_GRID_lbax4n.mpg",
@@ -185,3 +187,52 @@ def test_native_size_crops(astronaut):
     x1, y1, x2, y2 = face.crop_box
     assert face.crop.size == (x2 - x1, y2 - y1)
     np.testing.assert_array_equal(np.asarray(face.crop), np.asarray(astronaut)[y1:y2, x1:x2])
+
+
+class OneFaceDetector:
+    """A face detector of one's own: the same face, at a fixed place, in every image."""
+
+    BOX = (40.0, 30.0, 80.0, 90.0)  # 40 wide, 60 high
+    MARKS = [[52, 50], [68, 50], [60, 62], [54, 75], [66, 75]]  # eyes, nose, mouth corners
+
+    def __init__(self) -> None:
+        self.calls = []
+
+    def __call__(self, images):
+        self.calls.append([image.shape for image in images])
+        return [FaceDetections.of([self.BOX, (0, 0, 4, 4)], [0.99, 0.5], [self.MARKS, self.MARKS]) for _ in images]
+
+
+def test_a_detector_of_ones_own_plugs_into_the_cropper():
+    detector = OneFaceDetector()
+    cropper = FaceCropper(crop_size=32, detector=detector, detect_max_size=None, batch_size=2)
+    frame = np.arange(200 * 160 * 3, dtype=np.uint32).reshape(200, 160, 3).astype(np.uint8)
+    results = cropper([frame, frame, frame, frame[:100]])
+    # Detector calls: one size per call, at most batch_size images each.
+    assert detector.calls == [[(200, 160, 3)] * 2, [(200, 160, 3)], [(100, 160, 3)]]
+    for faces in results:
+        (face,) = faces  # the 0.5-scored box is under min_score
+        assert face.box == OneFaceDetector.BOX and face.score == pytest.approx(0.99)
+        np.testing.assert_allclose(face.landmarks, OneFaceDetector.MARKS)
+        assert face.crop_box == (21, 21, 99, 99)  # 1.3 x 60 = 78 pixels, centred on (60, 60)
+        expected = Image.fromarray(frame[21:99, 21:99]).resize((32, 32), Image.Resampling.BILINEAR)
+        np.testing.assert_array_equal(np.asarray(face.crop), np.asarray(expected))
+
+
+def test_the_detector_boxes_are_mapped_back_from_the_detection_size():
+    detector = OneFaceDetector()
+    faces = FaceCropper(crop_size=None, detector=detector, detect_max_size=100).detect([np.zeros((400, 200, 3), np.uint8)])
+    assert detector.calls == [[(100, 50, 3)]]  # detected at a quarter of the size
+    assert faces[0][0].box == tuple(4 * v for v in OneFaceDetector.BOX)
+    np.testing.assert_allclose(faces[0][0].landmarks, 4 * np.asarray(OneFaceDetector.MARKS))
+
+
+def test_mtcnn_is_the_default_detector_and_takes_the_mtcnn_options():
+    cropper = FaceCropper(min_face_size=40, thresholds=(0.5, 0.6, 0.6))
+    assert isinstance(cropper.detector, MTCNNDetector)
+    assert cropper.detector.min_face_size == 40 and cropper.detector.mtcnn.thresholds == [0.5, 0.6, 0.6]
+    assert cropper.batch_size == 8  # MTCNN's choice on CPU
+    with pytest.raises(ValueError, match="configure the default MTCNN"):
+        FaceCropper(detector=OneFaceDetector(), min_face_size=40)
+    with pytest.raises(ValueError, match="detect_max_size must be >= min_face_size"):
+        FaceCropper(detect_max_size=10)

@@ -23,11 +23,12 @@ from PIL import Image
 
 from dldfd_hf import DLDFDForImageClassification
 from dldfd_hf.cli import main as dldfd
-from dldfd_hf.inference.records import format_rows
+from dldfd_hf.data.video_writer import write_video
 from dldfd_hf.inference.loading import ModelLoadError, RandomWeightsWarning, load_pipeline_with_notice, load_model, load_video_pipeline
-from dldfd_hf.inference.media import ImageReadError, load_image
+from dldfd_hf.inference.records import format_rows
+from dldfd_hf.media.image import ImageReadError, load_image
+from dldfd_hf.media.video_reader import VideoReader, iter_sampled_frames, probe
 from dldfd_hf.training.config import ConfigError, load_config
-from dldfd_hf.inference.video import VideoReader, probe, write_video
 
 from tests.conftest import REPO_ROOT
 from tests.example_scripts import load_example, run_example
@@ -264,6 +265,8 @@ def test_truncated_mpg_gets_a_warning_in_its_row(shared_data, tmp_path, capsys):
     with VideoReader(cut) as reader:
         assert reader.frame_count == 22 and reader.warning.startswith("possibly truncated: the file ends inside")
     assert "22 frames present" in probe(cut).warning
+    frames = iter_sampled_frames(cut, 4)  # the streamed sample carries the same warning
+    assert frames.warning == probe(cut).warning and len(list(frames)) == 4
     code, out, _ = _detect(capsys, cut, "--model", "dldfd_tiny", "--frames", 4, "--format", "json")
     (row,) = json.loads(out)
     assert "possibly truncated" in row["warning"]

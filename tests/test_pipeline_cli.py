@@ -16,13 +16,15 @@ from transformers import pipeline
 
 import dldfd_hf
 from dldfd_hf.cli import main
-from dldfd_hf.inference.records import format_rows
-from dldfd_hf.inference.faces import FaceCropper
+from dldfd_hf.data.video_writer import write_video
 from dldfd_hf.inference.loading import ModelLoadError, RandomWeightsWarning, load_model, looks_like_hub_id, resolve_model_source
-from dldfd_hf.models import SHIPPED_MODEL_DIR
 from dldfd_hf.inference.pipelines import VIDEO_DETECT_SIZE, VIDEO_MIN_FACE_SIZE, DeepfakeVideoDetectionPipeline
-from dldfd_hf.inference.video import evenly_spaced_indices, sample_frames, write_video
+from dldfd_hf.inference.records import format_rows
 from dldfd_hf.inference.voting import vote
+from dldfd_hf.media.faces import FaceCropper
+from dldfd_hf.media.video import evenly_spaced_indices
+from dldfd_hf.media.video_reader import sample_frames
+from dldfd_hf.models import SHIPPED_MODEL_DIR
 
 GRID_CLIP = "videos/LipNet_GRID/evaluation_samples_GRID_sbwe5n.mpg"  # 75 frames, 25 fps
 PHOTO = "faces/scikit-image_pkg/astronaut.png"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from dldfd_hf._io import atomic_write_text
-from dldfd_hf.inference.media import media_kind
+from dldfd_hf.media.files import media_kind
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"

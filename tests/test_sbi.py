@@ -29,10 +29,11 @@ from dldfd_hf.data.sbi import (
     template_landmarks,
 )
 from dldfd_hf.data.blending import FaceEllipse, Jitter, fill_polygon, jitter_matrix
-from dldfd_hf.training.data import EpochSampler, FrameDataset, FrameTransform
+from dldfd_hf.data.video_writer import write_video
+from dldfd_hf.media.video_reader import VideoReader
 from dldfd_hf.training.config import ConfigError, TrainingConfig
+from dldfd_hf.training.data import EpochSampler, FrameDataset, FrameTransform
 from dldfd_hf.training.pseudo_fakes import PSEUDO_FAKE_METHOD, PseudoFakePairs, expected_class_counts, rows_used, with_pseudo_fakes
-from dldfd_hf.inference.video import VideoReader, write_video
 from tests.conftest import REPO_ROOT
 from tests.example_scripts import run_example
 

@@ -128,7 +128,7 @@ def test_shipped_model_separates_real_faces_from_their_self_blends(shipped_timm,
 
     from dldfd_hf.data.faces_corpus import assign_splits
     from dldfd_hf.data.sbi import SelfBlender
-    from dldfd_hf.inference.faces import FaceCropper
+    from dldfd_hf.media.faces import FaceCropper
     from dldfd_hf.training.data import FrameTransform
     from tests.example_scripts import load_example
 

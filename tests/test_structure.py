@@ -110,7 +110,7 @@ def find_cycle(graph: Dict[str, Set[str]]) -> Optional[List[str]]:
 def test_the_import_graph_is_read_from_the_code():
     graph = import_graph()
     assert "dldfd_hf.model_folder" in graph["dldfd_hf.modeling_dldfd"]
-    assert "dldfd_hf.inference.video" in graph["dldfd_hf.inference.pipelines"]
+    assert "dldfd_hf.media.video" in graph["dldfd_hf.inference.pipelines"]
     # importing dldfd_hf.hub.push from outside runs dldfd_hf/hub/__init__.py first
     assert {"dldfd_hf.hub", "dldfd_hf.hub.push"} <= graph["dldfd_hf.commands.build_ffpp"]
     assert "dldfd_hf.hub" not in graph["dldfd_hf.hub.export"]  # it is part of the package being run
@@ -126,14 +126,55 @@ def test_no_import_cycle_among_the_package_modules():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-def test_the_modeling_module_never_imports_the_hub_code():
-    graph = import_graph()
-    seen, todo = set(), ["dldfd_hf.modeling_dldfd"]
+def reachable(graph: Dict[str, Set[str]], starts: List[str]) -> Set[str]:
+    """Every module that importing ``starts`` imports, directly or through others."""
+    seen, todo = set(), list(starts)
     while todo:
         for nxt in graph[todo.pop()] - seen:
             seen.add(nxt)
             todo.append(nxt)
+    return seen
+
+
+def _package(graph: Dict[str, Set[str]], package: str) -> List[str]:
+    return [name for name in graph if name == package or name.startswith(package + ".")]
+
+
+def test_the_modeling_module_never_imports_the_hub_code():
+    seen = reachable(import_graph(), ["dldfd_hf.modeling_dldfd"])
     assert not {name for name in seen if name.startswith(("dldfd_hf.hub", "dldfd_hf.inference"))}
+
+
+def test_media_is_a_layer_below_the_corpus_builders_and_the_detector():
+    graph = import_graph()
+    assert "dldfd_hf.media.faces" in graph["dldfd_hf.data.build"]
+    upper = ("dldfd_hf.data", "dldfd_hf.inference", "dldfd_hf.training", "dldfd_hf.hub", "dldfd_hf.commands")
+    media = reachable(graph, _package(graph, "dldfd_hf.media"))
+    assert not {name for name in media if name.startswith(upper)}
+    data = reachable(graph, _package(graph, "dldfd_hf.data"))
+    assert not {name for name in data if name.startswith("dldfd_hf.inference")}
+
+
+def _imported_at_module_level(path: Path) -> Set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    deferred = {id(inner) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                for inner in ast.walk(node)}
+    names: Set[str] = set()
+    for node in _imports(tree):
+        if id(node) in deferred:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        else:
+            names.add(node.module or "")
+    return names
+
+
+def test_mtcnn_is_imported_when_a_detector_is_made_not_with_the_package():
+    importers = {name for name, path in _modules().items()
+                 if any(m.split(".")[0] == "facenet_pytorch" for m in _imported_at_module_level(path))}
+    assert importers == set()
+    assert "facenet_pytorch" in (PACKAGE_DIR / "media" / "mtcnn.py").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------------------

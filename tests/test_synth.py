@@ -23,7 +23,9 @@ from dldfd_hf.data.blending import (
     warp,
 )
 from dldfd_hf.data.synth import CRF, SynthError, make_synth_tree
-from dldfd_hf.inference.video import iter_frames, probe, write_video
+from dldfd_hf.data.video_writer import write_video
+from dldfd_hf.media.video_reader import probe
+from dldfd_hf.media.video_stream import iter_frames
 from tests.conftest import SYNTH_FFPP_COMPRESSION as COMPRESSION
 from tests.conftest import SYNTH_FFPP_MAX_FRAMES as VIDEO_FRAMES
 

@@ -13,17 +13,10 @@ import pytest
 from PIL import Image
 
 from dldfd_hf._io import TEMPORARY_PATTERN
-from dldfd_hf.inference.video import (
-    Frame,
-    VideoReader,
-    VideoReadError,
-    evenly_spaced_indices,
-    iter_frames,
-    iter_sampled_frames,
-    probe,
-    sample_frames,
-    write_video,
-)
+from dldfd_hf.data.video_writer import write_video
+from dldfd_hf.media.video import Frame, VideoReadError, evenly_spaced_indices
+from dldfd_hf.media.video_reader import VideoReader, iter_sampled_frames, probe, sample_frames
+from dldfd_hf.media.video_stream import iter_frames
 
 GRID_CLIP = "videos/LipNet_GRID/evaluation_samples_GRID_bbaf2n.mpg"  # MPEG-1 in MPEG-PS, 75 frames, GOP 12
 PORTRAIT_CLIP = "videos/LivePortrait/assets_examples_driving_d6.mp4"  # H.264 mp4, 1008 frames, 30 fps
@@ -144,6 +137,10 @@ def test_iter_sampled_frames_streams_the_sample(long_clip, tmp_path):
     assert all(np.array_equal(a.image, b.image) and a.time == b.time for a, b in zip(rest, expected[1:]))
     with pytest.raises(VideoReadError, match="no such file"):
         iter_sampled_frames(tmp_path / "missing.mp4", 6)  # at the call, not at the first next()
+    partial = iter_sampled_frames(long_clip, 6)
+    assert partial.warning is None and next(partial).index == expected[0].index
+    partial.close()  # closes the file mid-sample: nothing more comes
+    assert list(partial) == []
 
 
 def test_seeking_is_sparse_on_a_long_clip(long_clip):

@@ -7,7 +7,7 @@ import sys
 
 from ..data.ffpp import COMPRESSIONS, DEFAULT_METHODS, format_table1, index_ffpp
 from ..data.synth import SynthError, make_synth_tree
-from ..inference.media import MediaError
+from ..media.files import MediaError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -45,9 +45,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import DiskFullError, PathLike, atomic_path, atomic_write_json
-from ..inference.faces import FaceCropper
-from ..inference.media import MediaError, load_image, media_kind, to_rgb_array
-from ..inference.video import Frame, VideoReadError, iter_frames, iter_sampled_frames
+from ..media.faces import FaceCropper
+from ..media.files import MediaError, media_kind
+from ..media.image import load_image, to_rgb_array
+from ..media.video import Frame, VideoReadError
+from ..media.video_reader import iter_sampled_frames
+from ..media.video_stream import iter_frames
 from .ffpp import DEFAULT_METHODS, METHOD_NAMES, index_ffpp
 from .finalize import finalize_corpus, merge_shards, read_report, report_table
 from .folders import check_output_folder

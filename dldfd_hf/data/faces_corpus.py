@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .._io import PathLike
-from ..inference.media import media_kind
+from ..media.files import media_kind
 from .build import BuildConfig, BuildSummary, BuildUnit, build_units
 from .ffpp import ORIGINAL, SPLITS
 from .folders import require_folder

@@ -32,7 +32,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter
 
-from ..inference.faces import FaceCropper
+from ..media.faces import FaceCropper
 from .blending import (
     FaceEllipse,
     Jitter,
@@ -292,7 +292,7 @@ _TEMPLATE = np.array([[0.313, 0.432], [0.666, 0.43], [0.486, 0.613], [0.335, 0.7
 
 
 def template_landmarks(size: tuple[int, int]) -> np.ndarray:
-    """Typical landmarks of a ``(width, height)`` face crop made as :class:`~dldfd_hf.inference.faces.FaceCropper` makes them."""
+    """Typical landmarks of a ``(width, height)`` face crop made as :class:`~dldfd_hf.media.faces.FaceCropper` makes them."""
     return _TEMPLATE * np.asarray(size, dtype=np.float64)
 
 

@@ -22,13 +22,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._io import PathLike, atomic_folder
-from ..inference.faces import FaceCropper
-from ..inference.media import VIDEO_EXTENSIONS
-from ..inference.video import VideoReadError, iter_frames, probe, write_video
+from ..media.faces import FaceCropper
+from ..media.files import VIDEO_EXTENSIONS
+from ..media.video import VideoReadError
+from ..media.video_reader import probe
+from ..media.video_stream import iter_frames
 from .blending import Jitter, face_swap, self_blend
 from .build import torch_threads
 from .ffpp import COMPRESSIONS, DEFAULT_METHODS, Splits, method_dir, original_dir
 from .folders import check_output_folder, require_folder
+from .video_writer import write_video
 
 logger = logging.getLogger(__name__)
 

@@ -34,11 +34,12 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .._io import PathLike, atomic_write_text
 from ..labels import FAKE, LABEL_NAMES, REAL
+from ..media.files import MediaError, media_kind
+from ..media.image import load_image
+from ..media.video_reader import VideoReader
 from .explain import grad_cam, overlay_heatmap
 from .loading import DEFAULT_MODEL
-from .media import MediaError, load_image, media_kind
 from .records import format_rows, result_row
-from .video import VideoReader
 from .voting import STRATEGIES, check_strategy, check_threshold
 
 __all__ = [

@@ -9,7 +9,7 @@
 >>> pipeline("deepfake-video-detection")   # no model: the detector shipped inside dldfd_hf
 
 Inputs: a video path, an image path, a PIL image, an ``HxWx3`` array (a photo: every face is
-scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.inference.video.Frame`),
+scored), a ``TxHxWx3`` array or a list of frames (arrays, PIL images or :class:`~dldfd_hf.media.video.Frame`),
 or a list of paths (one result per path). The model's own preprocessing is used: its saved
 ``preprocessor_config.json`` or, failing that, the config's image size / mean / std.
 
@@ -39,11 +39,13 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from ..configuration_dldfd import DLDFDConfig
 from ..labels import FAKE, ID2LABEL
+from ..media.faces import FaceCropper
+from ..media.files import media_kind
+from ..media.image import load_image, to_rgb_array
+from ..media.video import Frame
+from ..media.video_reader import iter_sampled_frames
 from ..modeling_dldfd import image_processor_for
 from ..models.dldfd import SHIPPED_MODEL_DIR, fake_probabilities
-from .faces import FaceCropper
-from .media import load_image, media_kind, to_rgb_array
-from .video import Frame, VideoReader, sample_frames
 from .voting import FrameRecord, check_strategy, check_threshold, vote
 
 __all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "register_pipeline"]
@@ -170,9 +172,11 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     ) -> Dict[str, Any]:
         warning = None
         if isinstance(inputs, (str, os.PathLike)) and media_kind(inputs) != "image":
-            kind, frames, warning = "video", *self._video_frames(inputs, num_frames)
+            # Streamed; the file is opened and indexed now, so a bad file fails here.
+            frames = iter_sampled_frames(inputs, num_frames)
+            kind, warning = "video", frames.warning
         else:
-            kind, frames = self._frames(inputs, num_frames)
+            kind, frames = self._frames(inputs)
         if select is None:
             select = "all" if kind == "image" else "largest"
         if detect_max_size is None:
@@ -251,7 +255,7 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     def face_cropper(
         self, select: str = "largest", min_face_score: float = 0.9, min_face_size: int = VIDEO_MIN_FACE_SIZE
     ) -> FaceCropper:
-        """The MTCNN cropper for these settings, built once and kept (crops at the model's input size)."""
+        """The face cropper (MTCNN) for these settings, built once and kept (crops at the model's input size)."""
         key = (select, float(min_face_score), int(min_face_size))
         if key not in self._croppers:
             self._croppers[key] = FaceCropper(
@@ -266,23 +270,10 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         return 2 * cropper.batch_size
 
     @staticmethod
-    def _video_frames(path: Any, num_frames: int) -> Tuple[Iterator[Frame], Optional[str]]:
-        """The sampled frames of a video file, streamed (the file is opened and indexed now, so a
-        bad file fails here), and the reader's warning (e.g. a truncated file)."""
-        reader = VideoReader(path)
-        try:
-            frames = reader.iter_sample(num_frames)
-            warning = reader.warning
-        except BaseException:
-            reader.close()
-            raise
-        return _closing(reader, frames), warning
-
-    def _frames(self, inputs: Any, num_frames: int) -> Tuple[str, List[Frame]]:
+    def _frames(inputs: Any) -> Tuple[str, List[Frame]]:
+        """The frames of any input but a video file (read by :meth:`preprocess` itself)."""
         if isinstance(inputs, (str, os.PathLike)):
-            if media_kind(inputs) == "image":
-                return "image", [Frame(index=0, time=0.0, image=np.asarray(load_image(inputs)))]
-            return "video", sample_frames(inputs, num_frames)
+            return "image", [Frame(index=0, time=0.0, image=np.asarray(load_image(inputs)))]
         if isinstance(inputs, Image.Image) or (isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)):
             return "image", [Frame(index=0, time=0.0, image=to_rgb_array(inputs))]
         if isinstance(inputs, FrameList):
@@ -308,11 +299,6 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[List[Any]]:
         if not chunk:
             return
         yield chunk
-
-
-def _closing(reader: VideoReader, frames: Iterator[Frame]) -> Iterator[Frame]:
-    with reader:
-        yield from frames
 
 
 def _is_frame_sequence(inputs: Any) -> bool:

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .media import MediaError, file_problem, media_kind
+from ..media.files import MediaError, file_problem, media_kind
 
 __all__ = [
     "CSV_COLUMNS", "FORMATS", "RESULT_KEYS", "collect_files", "detect_file", "error_row", "escape_path", "format_rows",

@@ -30,11 +30,12 @@ from PIL import Image
 
 from ..data.blending import colour_matrix, similarity_transform
 from ..data.sbi import template_landmarks
+from ..data.video_writer import encode_frames
 
 __all__ = ["FaceAugment", "face_square", "h264_roundtrip"]
 
 _UNIT_TEMPLATE = template_landmarks((1, 1))
-PIPELINE_SCALE = 1.3  # the crops of dldfd_hf.inference.faces.FaceCropper: 1.3x the MTCNN box
+PIPELINE_SCALE = 1.3  # the crops of dldfd_hf.media.faces.FaceCropper: 1.3x the MTCNN box
 
 
 def face_square(landmarks: Sequence[Sequence[float]], size: tuple[int, int]) -> tuple[float, float, float]:
@@ -143,17 +144,11 @@ def h264_roundtrip(image: Image.Image, crf: int, scale: float = 1.0) -> Image.Im
         image = image.convert("RGB")
     size = image.size
     small = tuple(max(16, int(round(side * scale)) // 2 * 2) for side in size)
-    frame = av.VideoFrame.from_image(image.resize(small, Image.Resampling.BILINEAR) if small != size else image)
+    frame = np.asarray(image.resize(small, Image.Resampling.BILINEAR) if small != size else image)
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="h264") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = small[0], small[1], "yuv420p"
         # One thread: this runs inside DataLoader workers that already fill the cores.
-        stream.options = {"crf": str(int(crf)), "preset": "veryfast", "threads": "1"}
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_frames(container, [frame], "libx264", 25, {"crf": str(int(crf)), "preset": "veryfast", "threads": "1"})
     buffer.seek(0)
     with av.open(buffer, "r", format="h264") as container:
         decoded = next(container.decode(video=0)).to_image()

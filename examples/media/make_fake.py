@@ -18,8 +18,8 @@ from PIL import Image
 
 from dldfd_hf.data.blending import face_swap
 from dldfd_hf.data.synth import RECIPES
-from dldfd_hf.inference.faces import FaceCropper
-from dldfd_hf.inference.media import load_image
+from dldfd_hf.media.faces import FaceCropper
+from dldfd_hf.media.image import load_image
 
 HERE = Path(__file__).resolve().parent
 TARGET = HERE / "london_face_009.jpg"  # keeps her head, hair and background

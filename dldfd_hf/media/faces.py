@@ -1,8 +1,10 @@
-"""Face detection and cropping with facenet-pytorch's MTCNN (weights ship inside the wheel).
+"""Face crops: a face detector's boxes made into the square crops the model sees.
 
-The crop follows the paper's recipe (a 1.3x face box): a square of 1.3x the MTCNN box's longer
-side around its centre, kept inside the frame (shifted, never clipped, so the crop is always square
-and the resize never distorts the face), resized to the model's input size.
+The detector is MTCNN by default (:mod:`.mtcnn`, the paper's); any
+:class:`~dldfd_hf.media.face_detector.FaceDetector` can take its place. The crop follows the
+paper's recipe (a 1.3x face box): a square of 1.3x the detector box's longer side around its
+centre, kept inside the frame (shifted, never clipped, so the crop is always square and the resize
+never distorts the face), resized to the model's input size.
 
 >>> cropper = FaceCropper(crop_size=224)
 >>> faces_per_frame = cropper([frame_a, frame_b])     # [[Face, ...], []]  ([] = no face found)
@@ -16,10 +18,11 @@ from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-from facenet_pytorch import MTCNN
 from PIL import Image
 
-from .media import ImageLike, to_rgb_array
+from .face_detector import FaceDetections, FaceDetector
+from .image import ImageLike, to_rgb_array
+from .mtcnn import MTCNNDetector
 
 __all__ = ["Face", "FaceCropper", "square_crop_box"]
 
@@ -32,9 +35,9 @@ _SELECT_MODES = ("largest", "confident", "all")
 class Face:
     """One detected face, in the pixel coordinates of the frame it came from."""
 
-    box: Box  # MTCNN box (x1, y1, x2, y2)
+    box: Box  # the detector's box (x1, y1, x2, y2)
     crop_box: Tuple[int, int, int, int]  # the square box actually cropped (scaled, inside the frame)
-    score: float  # MTCNN face probability
+    score: float  # the detector's face probability
     landmarks: np.ndarray = field(repr=False)  # (5, 2): eyes, nose, mouth corners as (x, y)
     crop: Optional[Image.Image] = field(default=None, repr=False)  # RGB, crop_size x crop_size
 
@@ -76,21 +79,23 @@ def _square_start(centre: float, side: int, low: float, high: float, limit: int)
 
 
 class FaceCropper:
-    """Batched MTCNN detection + square face crops.
+    """Batched face detection + square face crops.
 
     Args:
         crop_size: side of the returned crops (the model's input size); None keeps the crop's own size.
         scale: box enlargement around its centre (1.3 in DLDFD / FaceForensics++ practice).
         select: per frame, ``"largest"`` face (default), most ``"confident"`` face, or ``"all"``
             (largest first).
-        min_score: faces whose MTCNN probability is below this are ignored.
-        device: where MTCNN runs (``"cpu"``, ``"cuda"``, a ``torch.device``).
+        min_score: faces the detector scores below this are ignored.
         detect_max_size: frames whose longer side exceeds this are downscaled for detection (boxes
             and landmarks are mapped back, crops come from the full-resolution frame). None = never.
-        min_face_size: smallest face MTCNN looks for, in detection pixels.
-        batch_size: frames per MTCNN call (frames of one size are detected together); default 8 on
-            CPU (small batches keep MTCNN's image pyramid in cache), 32 on GPU.
-        thresholds: MTCNN's three stage thresholds.
+        batch_size: frames per detector call (frames of one size are detected together); default
+            the detector's ``batch_size`` (MTCNN: 8 on CPU, 32 on GPU), else 8.
+        detector: a :class:`~dldfd_hf.media.face_detector.FaceDetector`; default MTCNN
+            (:class:`~dldfd_hf.media.mtcnn.MTCNNDetector`) made from the three options below.
+        device: where MTCNN runs (``"cpu"``, ``"cuda"``, a ``torch.device``); default CPU.
+        min_face_size: smallest face MTCNN looks for, in detection pixels; default 20.
+        thresholds: MTCNN's three stage thresholds; default (0.6, 0.7, 0.7).
     """
 
     def __init__(
@@ -99,11 +104,12 @@ class FaceCropper:
         scale: float = 1.3,
         select: SelectMode = "largest",
         min_score: float = 0.9,
-        device: Union[str, torch.device] = "cpu",
+        device: Optional[Union[str, torch.device]] = None,
         detect_max_size: Optional[int] = 640,
-        min_face_size: int = 20,
+        min_face_size: Optional[int] = None,
         batch_size: Optional[int] = None,
-        thresholds: Tuple[float, float, float] = (0.6, 0.7, 0.7),
+        thresholds: Optional[Tuple[float, float, float]] = None,
+        detector: Optional[FaceDetector] = None,
     ) -> None:
         if select not in _SELECT_MODES:
             raise ValueError(f"FaceCropper: select must be one of {_SELECT_MODES}, got {select!r}")
@@ -113,11 +119,13 @@ class FaceCropper:
             raise ValueError(f"FaceCropper: scale must be >= 1, got {scale!r}")
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"FaceCropper: min_score must be in [0, 1], got {min_score!r}")
-        if detect_max_size is not None and detect_max_size < min_face_size:
-            raise ValueError(f"FaceCropper: detect_max_size must be >= min_face_size ({min_face_size})")
-        self.device = torch.device(device)
+        if detector is None:
+            detector = _default_detector(device, min_face_size, thresholds, detect_max_size)
+        elif (device, min_face_size, thresholds) != (None, None, None):
+            raise ValueError("FaceCropper: device, min_face_size and thresholds configure the default MTCNN; "
+                             "set them on the detector passed instead")
         if batch_size is None:
-            batch_size = 8 if self.device.type == "cpu" else 32
+            batch_size = getattr(detector, "batch_size", 8)
         if batch_size < 1:
             raise ValueError(f"FaceCropper: batch_size must be >= 1, got {batch_size!r}")
 
@@ -126,11 +134,8 @@ class FaceCropper:
         self.select = select
         self.min_score = min_score
         self.detect_max_size = detect_max_size
-        self.min_face_size = min_face_size
         self.batch_size = batch_size
-        self.mtcnn = MTCNN(
-            min_face_size=min_face_size, thresholds=list(thresholds), keep_all=True, device=self.device
-        ).eval()
+        self.detector = detector
 
     def __call__(
         self, frames: Sequence[ImageLike], *, detect_max_size: Optional[int] = -1
@@ -154,57 +159,31 @@ class FaceCropper:
         """Like ``__call__`` without the crops (``Face.crop`` is None): boxes, scores, landmarks."""
         max_size = self.detect_max_size if detect_max_size == -1 else detect_max_size
         images = [to_rgb_array(frame) for frame in frames]
-        # Frames are resized for detection and grouped by that size: MTCNN batches one size at a time.
+        # Frames are resized for detection and grouped by that size: detectors batch one size at a time.
         scales: List[Tuple[float, float]] = []
         groups: Dict[Tuple[int, int], List[int]] = {}
-        small_images: List[Optional[np.ndarray]] = []
+        small_images: List[np.ndarray] = []
         for i, image in enumerate(images):
             height, width = image.shape[:2]
             factor = 1.0 if max_size is None else min(1.0, max_size / max(height, width))
             small = image if factor == 1.0 else _resize(image, factor)
             scales.append((small.shape[1] / width, small.shape[0] / height))
             small_images.append(small)
-            # Smaller than the smallest face MTCNN looks for: nothing to find (and MTCNN would crash).
-            if min(small.shape[:2]) >= self.min_face_size:
-                groups.setdefault(small.shape[:2], []).append(i)
-        raw: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = [_EMPTY] * len(images)
+            groups.setdefault(small.shape[:2], []).append(i)
+        found: List[FaceDetections] = [FaceDetections.none()] * len(images)
         for indices in groups.values():
             for start in range(0, len(indices), self.batch_size):
                 chunk = indices[start:start + self.batch_size]
-                for i, found in zip(chunk, self._detect_batch([small_images[i] for i in chunk])):
-                    raw[i] = found
+                for i, detections in zip(chunk, self.detector([small_images[i] for i in chunk])):
+                    found[i] = detections
         return [
             self._select(self._faces(
                 boxes / np.array([sx, sy, sx, sy]), scores, points / np.array([sx, sy]), image.shape[1], image.shape[0]
             ))
-            for (boxes, scores, points), (sx, sy), image in zip(raw, scales, images)
+            for (boxes, scores, points), (sx, sy), image in zip(found, scales, images)
         ]
 
     # --- internals ----------------------------------------------------------------------------
-    def _detect_batch(self, batch: List[np.ndarray]) -> List[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        try:
-            boxes, probs, points = self.mtcnn.detect(np.stack(batch), landmarks=True)
-        except RuntimeError as err:
-            # facenet-pytorch concatenates an empty list when every candidate box of a stage is
-            # degenerate; that only means "no face", but it fails the whole batch.
-            if "non-empty" not in str(err):
-                raise
-            if len(batch) > 1:
-                return [found for image in batch for found in self._detect_batch([image])]
-            return [_EMPTY]
-        results = []
-        for frame_boxes, frame_probs, frame_points in zip(boxes, probs, points):
-            if frame_boxes is None:
-                results.append(_EMPTY)
-                continue
-            # facenet-pytorch's batched MTCNN returns object-dtype arrays: make them float.
-            results.append((
-                np.asarray(frame_boxes, dtype=np.float64).reshape(-1, 4),
-                np.asarray(frame_probs, dtype=np.float64).reshape(-1),
-                np.asarray(frame_points, dtype=np.float64).reshape(-1, 5, 2),
-            ))
-        return results
-
     def _faces(
         self, boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, width: int, height: int
     ) -> List[Face]:
@@ -241,11 +220,21 @@ class FaceCropper:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(crop_size={self.crop_size}, scale={self.scale}, select={self.select!r}, "
-            f"min_score={self.min_score}, device={str(self.device)!r}, detect_max_size={self.detect_max_size})"
+            f"min_score={self.min_score}, detect_max_size={self.detect_max_size}, detector={self.detector!r})"
         )
 
 
-_EMPTY = (np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 5, 2)))
+def _default_detector(
+    device: Optional[Union[str, torch.device]],
+    min_face_size: Optional[int],
+    thresholds: Optional[Tuple[float, float, float]],
+    detect_max_size: Optional[int],
+) -> MTCNNDetector:
+    options = dict(min_face_size=min_face_size, thresholds=thresholds, device=device)
+    detector = MTCNNDetector(**{name: value for name, value in options.items() if value is not None})
+    if detect_max_size is not None and detect_max_size < detector.min_face_size:
+        raise ValueError(f"FaceCropper: detect_max_size must be >= min_face_size ({detector.min_face_size})")
+    return detector
 
 
 def _resize(image: np.ndarray, factor: float) -> np.ndarray:
