@@ -49,14 +49,13 @@ from ..inference.faces import FaceCropper
 from ..inference.media import MediaError, load_image, media_kind, to_rgb_array
 from ..inference.video import Frame, VideoReadError, iter_frames, iter_sampled_frames
 from .ffpp import DEFAULT_METHODS, METHOD_NAMES, index_ffpp
-from .finalize import finalize_corpus, merge_shards, read_report, report_table
+from .finalize import finalize_corpus, merge_shards
 from .folders import check_output_folder
 from .workdir import (
     FAILED_FILE,
     FORMAT_VERSION,
     IMAGE_FORMATS,
     PRESETS,
-    REPORT_FILE,
     WORK_DIR,
     BuildConfig,
     BuildError,
@@ -505,7 +504,6 @@ __all__ = [
     "FORMAT_VERSION",
     "IMAGE_FORMATS",
     "PRESETS",
-    "REPORT_FILE",
     "WORK_DIR",
     "BuildConfig",
     "BuildError",
@@ -514,7 +512,5 @@ __all__ = [
     "corpus_features",
     "finalize_corpus",
     "merge_shards",
-    "read_report",
-    "report_table",
     "shard_of",
 ]
