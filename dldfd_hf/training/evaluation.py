@@ -18,9 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import atomic_path
-from ..metrics.core import FRAME_METRICS, VIDEO_METRICS, deepfake_metrics
+from ..metrics.core import deepfake_metrics
 from ..metrics.paper import table2_row
-from ..metrics.results import EvaluationEntry
+from ..metrics.results import LEVEL_METRICS, EvaluationEntry
 from ..models.dldfd import fake_probabilities
 from .data import read_column
 from .sources import SOURCE_COLUMN
@@ -131,7 +131,7 @@ def evaluation_entry(protocol: str, split: str, dataset: Any, predictions: Predi
 def flatten_metrics(result: Dict[str, Any]) -> Dict[str, float]:
     """``{"loss": .., "frame/tcr": .., "video/auc": ..}``: the numeric summary values, for logging and model selection."""
     flat = {"loss": result.get("loss")}
-    for level, names in (("frame", FRAME_METRICS), ("video", VIDEO_METRICS)):
+    for level, names in LEVEL_METRICS.items():
         for name in names:
             flat[f"{level}/{name}"] = (result.get(level) or {}).get(name)
     for source, metrics in (result.get("per_source") or {}).items():
