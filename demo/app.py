@@ -6,7 +6,7 @@ MODEL is anything ``dldfd detect --model`` accepts: a Hub id, a local model fold
 architecture name such as ``dldfd_tiny`` (random weights: smoke tests only). In a Space the model
 comes from the ``DLDFD_MODEL`` variable, else from the ``models`` entry of the Space card; with
 none of these the app uses the detector shipped inside ``dldfd_hf`` (offline).
-The logic lives in :mod:`dldfd_hf.inference.analysis`; this file is the page and its wiring.
+The logic lives in ``analysis.py`` beside this file; this file is the page and its wiring.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ import gradio as gr  # noqa: E402
 from dldfd_hf._io import atomic_write_bytes  # noqa: E402
 from dldfd_hf.inference.loading import ModelLoadError, describe_model, load_pipeline_with_notice  # noqa: E402
 from dldfd_hf.inference.voting import STRATEGIES  # noqa: E402
-from dldfd_hf.inference.analysis import (  # noqa: E402
+
+# The sibling module: running app.py (python demo/app.py, or the Space) puts this folder on the path.
+from analysis import (  # noqa: E402
     FAKE_COLOUR,
     FACES_TABLE_COLUMNS,
     PLOT_SERIES,

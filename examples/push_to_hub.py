@@ -37,7 +37,7 @@ def parse_args(argv=None):
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", metavar="FOLDER", help="model folder or Hub id to export and push")
     what.add_argument("--corpus", metavar="DIR", help="corpus folder written by `dldfd build-ffpp` (pushed private)")
-    what.add_argument("--space", metavar="DEMO_DIR", help="demo folder with app.py, requirements.txt, README.md")
+    what.add_argument("--space", metavar="DEMO_DIR", help="demo folder with app.py, analysis.py, requirements.txt, README.md")
     parser.add_argument("--repo-id", required=True, type=_repo_id, help="target repo, ORG/NAME")
     parser.add_argument("--private", action="store_true", help="create a private repo (the corpus always is)")
     parser.add_argument("--results", metavar="EVAL.json",
@@ -80,8 +80,8 @@ def main(argv=None):
             result = push.push_space(args.space, args.repo_id, model_id=args.model_id, requirement=args.requirement,
                                      private=args.private, overwrite=args.overwrite, **common)
     # One line, no traceback: the Hub unreachable or refusing, a public corpus repo, a bad --model, an existing
-    # --output-dir, a full disk (DiskFullError: the folder being written was removed).
-    except (push.PushError, ModelLoadError, OSError, ValueError) as error:
+    # --output-dir, a full disk (DiskFullError: the folder being written was removed), --space without gradio.
+    except (push.PushError, ModelLoadError, OSError, ValueError, ModuleNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
     summary = {
         "repo_id": result.repo_id,

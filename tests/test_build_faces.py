@@ -18,7 +18,7 @@ from PIL import Image
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.data.build import BuildError, WorkDir, corpus_features
 from dldfd_hf.data.faces_corpus import FacesInputError, assign_splits, build_faces, group_of, index_media
-from dldfd_hf.data.finalize import read_report
+from dldfd_hf.data.report import read_report
 from dldfd_hf.media.video import evenly_spaced_indices
 from dldfd_hf.media.video_reader import probe
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,12 +14,13 @@ import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from huggingface_hub import ModelCard
 
-from dldfd_hf.hub.cards import METRICS, load_evaluation, render_model_card, training_details
+from dldfd_hf.hub.cards import METRICS, render_model_card, training_details
 from dldfd_hf.data.build import BuildConfig
 from dldfd_hf.data.ffpp import METHOD_NAMES
 from dldfd_hf.hub.export import export_model
 from dldfd_hf.model_folder import hub_config
 from dldfd_hf.metrics.paper import PAPER_TCR
+from dldfd_hf.metrics.results import EvaluationEntry, load_evaluation
 from dldfd_hf.training.config import TrainingConfig
 from dldfd_hf.training.evaluation import Predictions, evaluation_entry
 
@@ -205,3 +208,46 @@ def test_bad_results_files_are_rejected_naming_the_file(tmp_path, content, messa
     with pytest.raises(ValueError, match=message) as error:
         load_evaluation(path)
     assert str(path) in str(error.value)
+
+
+def test_evaluation_entry_round_trips_what_the_writer_wrote(eval_json):
+    written = json.loads(eval_json.read_text())["results"]
+    entries = [EvaluationEntry.from_dict(entry) for entry in written]
+    assert [entry.to_dict() for entry in entries] == written  # same keys, same order, same values
+    assert [list(entry.to_dict()) for entry in entries] == [list(entry) for entry in written]
+    combined = entries[0]
+    assert combined.kind == "combined" and combined.method is None and entries[2].method == "FaceSwap"
+    assert combined.scores("frame") == {k: v for k, v in written[0]["metrics"]["frame"].items()
+                                        if k in ("tcr", "balanced_accuracy", "auc", "ap", "eer")}
+    video = written[0]["metrics"]["video"]
+    assert combined.video_counts() == (video["num_real"], video["num_fake"])
+
+
+def test_a_bad_entry_names_its_field():
+    with pytest.raises(ValueError, match=r"^run\.json: results\[0\]\.metrics\.video\.auc: expected a number"):
+        EvaluationEntry.from_dict({"protocol": "combined", "metrics": {"video": {"auc": "high"}}}, "run.json: results[0]")
+    with pytest.raises(ValueError, match=r"^x\.methods: expected a list of method names"):
+        EvaluationEntry.from_dict({"protocol": "combined", "methods": "Deepfakes", "frame": {"tcr": 0.5}}, "x")
+    loose = EvaluationEntry.from_dict({"protocol": "single:Deepfakes", "frame": {"tcr": 1, "auc": None}})
+    assert loose.split == "test" and loose.scores("frame") == {"tcr": 1.0} and loose.scores("video") == {}
+
+
+RENDER_SCRIPT = """
+import json, sys
+import dldfd_hf, timm
+from dldfd_hf.model_folder import hub_config
+already = set(sys.modules)  # facenet_pytorch comes with dldfd_hf itself (the video pipeline's face cropper)
+from dldfd_hf.hub.cards import render_model_card
+card = render_model_card(hub_config(timm.create_model("dldfd_tiny")), results=sys.argv[1])
+assert card.data.eval_results, "no results rendered"
+heavy = ("datasets", "pyarrow", "pandas", "sklearn")
+print(json.dumps({"loaded": [m for m in heavy if m in sys.modules],
+                  "by_rendering": sorted({"facenet_pytorch", *heavy} & (set(sys.modules) - already))}))
+"""
+
+
+def test_rendering_a_card_imports_no_data_or_face_stack(eval_json):
+    # One subprocess: this process has imported datasets already.
+    out = subprocess.run([sys.executable, "-c", RENDER_SCRIPT, str(eval_json)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"loaded": [], "by_rendering": []}

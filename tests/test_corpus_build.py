@@ -33,7 +33,7 @@ from dldfd_hf.data.build import (
     merge_shards,
 )
 from dldfd_hf.data.ffpp import Splits, method_dir, original_dir
-from dldfd_hf.data.finalize import read_report
+from dldfd_hf.data.report import read_report
 from dldfd_hf.hub.push import PushResult
 from dldfd_hf.media.video import evenly_spaced_indices
 from dldfd_hf.media.video_reader import VideoReader

@@ -1,6 +1,6 @@
 """The Gradio demo (demo/app.py): served on 127.0.0.1 and driven with gradio_client, its verdicts and
 per-frame records are those of `dldfd detect`; bad uploads get a message and the app keeps serving.
-The helpers behind it (dldfd_hf.inference.analysis) are checked directly."""
+The helpers behind it (demo/analysis.py) are checked directly."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,7 +19,14 @@ import pytest
 from PIL import Image
 
 from dldfd_hf.cli import main as dldfd
-from dldfd_hf.inference.analysis import (
+from dldfd_hf.inference.loading import DEFAULT_MODEL, load_pipeline_with_notice
+from dldfd_hf.models import SHIPPED_MODEL_DIR
+from tests.conftest import REPO_ROOT
+
+DEMO_DIR = REPO_ROOT / "demo"
+if str(DEMO_DIR) not in sys.path:
+    sys.path.insert(0, str(DEMO_DIR))  # demo/app.py imports analysis.py beside it, as `python demo/app.py` does
+from analysis import (  # noqa: E402
     FAKE_COLOUR,
     MODEL_ENV,
     REAL_COLOUR,
@@ -35,16 +44,12 @@ from dldfd_hf.inference.analysis import (
     verdict_text,
     write_records_json,
 )
-from dldfd_hf.inference.loading import DEFAULT_MODEL, load_pipeline_with_notice
-from dldfd_hf.models import SHIPPED_MODEL_DIR
-from tests.conftest import REPO_ROOT
 
 gradio_client = pytest.importorskip("gradio_client")
 
 # gradio's own queue code trips pandas 3 deprecations; nothing the demo can change.
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
-DEMO_DIR = REPO_ROOT / "demo"
 GRID_CLIP = "videos/LipNet_GRID/evaluation_samples_GRID_bbaf2n.mpg"  # 2.98 s, 360x288
 LONG_CLIP = "videos/video-retalking/examples_face_5.mp4"  # 4.88 s: over the test's 4 s limit
 TWO_PEOPLE = "faces/face_recognition/examples_two_people.jpg"
@@ -445,11 +450,17 @@ def test_demo_folder_assembles_into_a_space(tmp_path, monkeypatch):
     assert resolve_model_spec(None, folder) == "org/dldfd_resnet50.ffpp_c40"
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert [line for line in requirements if line.lower().startswith("dldfd")] == ["dldfd-hf==0.1.0"]
+    assert any(line.startswith("pandas") for line in requirements)  # demo/analysis.py's; gradio: the card
+    # The Space runs app.py in its folder: it imports its sibling analysis.py from there.
+    code = "import app, analysis; print(analysis.__file__, app.analyse_video is analysis.analyse_video)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == [str(folder / "analysis.py"), "True"]
 
 
 # --- issue 15: the cache stays bounded while the app runs, and is cleaned on SIGTERM as on Ctrl-C ----
 def test_trim_cache_deletes_the_oldest_files_first_and_never_the_current_request(tmp_path):
-    from dldfd_hf.inference.analysis import trim_cache
+    from analysis import trim_cache
 
     files = []
     for i in range(5):

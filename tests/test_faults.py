@@ -214,7 +214,7 @@ def test_the_space_card_refuses_a_local_path_as_its_model(tmp_path, model_id):
     assert not (tmp_path / "space").exists()
     demo = tmp_path / "demo"
     demo.mkdir()
-    for name in ("app.py", "requirements.txt"):
+    for name in ("app.py", "analysis.py", "requirements.txt"):
         (demo / name).write_text((REPO_ROOT / "demo" / name).read_text())
     (demo / "README.md").write_text(f"---\nmodels:\n- {model_id}\n---\n# demo\n")  # a card naming a path itself
     with pytest.raises(ValueError, match=r"a models: entry of .*README\.md must look like ORG/NAME"):

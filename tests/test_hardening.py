@@ -370,6 +370,7 @@ def test_push_while_offline_is_one_line(tmp_path):
     demo = tmp_path / "demo"
     demo.mkdir()
     (demo / "app.py").write_text("import gradio as gr\n")
+    (demo / "analysis.py").write_text("")
     (demo / "requirements.txt").write_text("dldfd-hf\n")
     (demo / "README.md").write_text("---\ntitle: demo\n---\n# demo\n")
     assert os.environ["HF_HUB_OFFLINE"] == "1"  # conftest: the Hub cannot be reached

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import runpy
+from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -182,7 +184,8 @@ def test_corpus_can_never_be_pushed_public(hub, corpus_dir):
 
 def _demo(folder: Path, readme: str = "# DLDFD demo\n") -> Path:
     folder.mkdir()
-    (folder / "app.py").write_text("import gradio as gr\n")
+    (folder / "app.py").write_text("import gradio as gr\nimport analysis\n")
+    (folder / "analysis.py").write_text("import pandas\n")
     (folder / "requirements.txt").write_text("# the detector\ndldfd-hf>=0.0.1\ngradio>=6,<7\ndldfd_hf\n")
     (folder / "README.md").write_text(readme)
     (folder / "sample.mp4").write_bytes(b"not for the Space")
@@ -196,8 +199,9 @@ def test_space_push_pins_dldfd_hf_and_writes_spaces_metadata(hub, tmp_path):
     assert create == dict(repo_id="org/dldfd-demo", repo_type="space", private=False, exist_ok=True,
                           space_sdk="gradio")
     (upload,) = calls(hub, "upload_folder")
-    assert set(upload["files"]) == {"app.py", "requirements.txt", "README.md"}  # nothing else from demo/
-    assert upload["files"]["app.py"] == (demo / "app.py").read_bytes()
+    assert set(upload["files"]) == {"app.py", "analysis.py", "requirements.txt", "README.md"}  # nothing else
+    for name in ("app.py", "analysis.py"):
+        assert upload["files"][name] == (demo / name).read_bytes()
     requirements = upload["files"]["requirements.txt"].decode().splitlines()
     assert requirements == ["# the detector", f"dldfd-hf=={__version__}", "gradio>=6,<7"]
     card = SpaceCard(upload["files"]["README.md"].decode())
@@ -214,13 +218,28 @@ def test_space_folder_missing_files_fails_naming_them(hub, tmp_path):
     assert hub.calls == [] and not (tmp_path / "out").exists()
 
 
+def test_a_space_without_gradio_installed_names_the_extra(hub, tmp_path, monkeypatch):
+    def version(name):
+        if name == "gradio":
+            raise PackageNotFoundError(name)
+        return importlib.metadata.version(name)
+
+    monkeypatch.setattr(push, "version", version)
+    with pytest.raises(ModuleNotFoundError, match=r'needs gradio .*pip install "dldfd-hf\[demo\]"'):
+        push_space(_demo(tmp_path / "demo"), "org/dldfd-demo", dry_run_dir=tmp_path / "out")
+    with pytest.raises(SystemExit) as caught:  # the script says it in one line
+        runpy.run_path(str(SCRIPT))["main"](["--space", str(tmp_path / "demo"), "--repo-id", "org/dldfd-demo"])
+    assert str(caught.value.code).startswith("error: preparing the demo Space needs gradio")
+    assert hub.calls == [] and not (tmp_path / "out").exists()
+
+
 def test_the_repository_demo_assembles_when_present(tmp_path):
     demo = REPO_ROOT / "demo"
     absent = [name for name in SPACE_FILES if not (demo / name).is_file()]
     if absent:
         pytest.skip(f"demo/ lacks {', '.join(absent)} in this checkout")
     result = push_space(demo, "org/dldfd-demo", model_id="org/dldfd-tiny", dry_run_dir=tmp_path / "space")
-    assert set(result.files) == {"app.py", "requirements.txt", "README.md"}
+    assert set(result.files) == {"app.py", "analysis.py", "requirements.txt", "README.md"}
     card = SpaceCard.load(tmp_path / "space" / "README.md")
     assert card.data.sdk == "gradio" and card.data.app_file == "app.py" and card.data.models[0] == "org/dldfd-tiny"
     requirements = (tmp_path / "space" / "requirements.txt").read_text().splitlines()

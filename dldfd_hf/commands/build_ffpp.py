@@ -11,7 +11,6 @@ from ..data.build import (
     BuildError,
     build_corpus,
     merge_shards,
-    report_table,
 )
 from ..data.ffpp import (
     COMPRESSIONS,
@@ -21,6 +20,7 @@ from ..data.ffpp import (
     SplitFileError,
 )
 from ..data.publish import export_parquet
+from ..data.report import report_table
 from ..hub import push
 from ..hub.push import PushError
 from ._args import (

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 
-from ..data.finalize import read_report
 from ..data.ffpp import (
     COMPRESSIONS,
     DEFAULT_METHODS,
@@ -16,6 +15,7 @@ from ..data.ffpp import (
     format_table1,
     index_ffpp,
 )
+from ..data.report import read_report
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -52,14 +52,13 @@ from ..media.video import Frame, VideoReadError
 from ..media.video_reader import iter_sampled_frames
 from ..media.video_stream import iter_frames
 from .ffpp import DEFAULT_METHODS, METHOD_NAMES, index_ffpp
-from .finalize import finalize_corpus, merge_shards, read_report, report_table
+from .finalize import finalize_corpus, merge_shards
 from .folders import check_output_folder
 from .workdir import (
     FAILED_FILE,
     FORMAT_VERSION,
     IMAGE_FORMATS,
     PRESETS,
-    REPORT_FILE,
     WORK_DIR,
     BuildConfig,
     BuildError,
@@ -508,7 +507,6 @@ __all__ = [
     "FORMAT_VERSION",
     "IMAGE_FORMATS",
     "PRESETS",
-    "REPORT_FILE",
     "WORK_DIR",
     "BuildConfig",
     "BuildError",
@@ -517,7 +515,5 @@ __all__ = [
     "corpus_features",
     "finalize_corpus",
     "merge_shards",
-    "read_report",
-    "report_table",
     "shard_of",
 ]

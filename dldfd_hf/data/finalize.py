@@ -19,11 +19,11 @@ import pyarrow.parquet as pq
 from datasets import Dataset
 
 from .._io import PathLike, atomic_write_json, temporary_name
-from .ffpp import METHOD_NAMES, ORIGINAL, SPLITS, counts_by_split, format_table1
+from .ffpp import METHOD_NAMES, ORIGINAL, SPLITS, counts_by_split
 from .folders import check_output_folder
+from .report import REPORT_FILE
 from .workdir import (
     FAILED_FILE,
-    REPORT_FILE,
     WORK_DIR,
     BuildConfig,
     BuildError,
@@ -184,17 +184,4 @@ def _report(
     }
 
 
-def read_report(output: PathLike) -> dict[str, Any]:
-    """The ``build_report.json`` of a finished corpus."""
-    path = Path(output) / REPORT_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {output} is not a finished corpus (run build-ffpp / merge-ffpp)")
-    return json.loads(path.read_text())
-
-
-def report_table(report: dict[str, Any]) -> str:
-    """The paper's Table 1 for a built corpus: images and videos per split and method."""
-    return format_table1(report["videos"], report["images"], methods=report["methods"])
-
-
-__all__ = ["finalize_corpus", "merge_shards", "read_report", "report_table"]
+__all__ = ["finalize_corpus", "merge_shards"]

@@ -14,8 +14,8 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from .._io import PathLike, atomic_folder
 from ..templates import template_text
-from .finalize import read_report, report_table
 from .ffpp import SPLITS
+from .report import read_report, report_table
 
 CARD_TEMPLATE = "ffpp_dataset_card.md"
 _MAX_SHARD_BYTES = 500 * 2**20

@@ -23,7 +23,6 @@ from .folders import check_output_folder
 from .units import BuildUnit
 
 WORK_DIR = "_build"
-REPORT_FILE = "build_report.json"
 FAILED_FILE = "failed.json"
 FORMAT_VERSION = 1
 IMAGE_FORMATS = ("png", "jpeg")
@@ -180,7 +179,6 @@ __all__ = [
     "FORMAT_VERSION",
     "IMAGE_FORMATS",
     "PRESETS",
-    "REPORT_FILE",
     "WORK_DIR",
     "BuildConfig",
     "BuildError",

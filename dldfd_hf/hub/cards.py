@@ -3,29 +3,13 @@
 Templates are package data in ``dldfd_hf/templates/`` (an installed package cannot read a folder
 outside itself); they are Jinja2, rendered by ``huggingface_hub``'s ``ModelCard.from_template``.
 
-Evaluation results are read by :func:`load_evaluation` from the JSON that ``examples/evaluate.py``
-writes (``{"results": [entry, ...], ...}``) or from a training run's ``results.json``
-(``{"test": entry, "config": {...}, ...}``, written by ``examples/train.py``). An entry is the
-output of :func:`dldfd_hf.training.evaluation.evaluation_entry`::
-
-    {"protocol": "combined" | "single:<Method>" | "cross:<Method>",   # cross: the held-out method
-     "split": "test",
-     "methods": ["Deepfakes", ..., "original"],
-     "metrics": {"frame": {"tcr", "balanced_accuracy", "auc", "ap", "eer", "num_frames", ...},
-                 "video": {"tcr", "balanced_accuracy", "auc", "mean_prob_tcr", "num_videos", ...},
-                 "per_method": {...}, "loss": ...}}
-
-Metric values are fractions in [0, 1] (names from :mod:`dldfd_hf.metrics.core`); ``None`` means
-undefined and is left out. ``frame`` / ``video`` may also sit directly in the entry. An optional
-top-level ``"dataset"`` object may name the data (``name``, ``compression``).
+Results are read by :func:`dldfd_hf.metrics.results.load_evaluation` (the JSON of
+``examples/evaluate.py`` or a training run's ``results.json``); this module only renders them.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Union
 
@@ -33,19 +17,13 @@ import timm
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .._io import PathLike
-from ..data.finalize import read_report
-from ..data.ffpp import ABBREVIATIONS, DEFAULT_METHODS, ORIGINAL
+from ..data.ffpp import ABBREVIATIONS
+from ..data.report import corpus_settings
 from ..metrics.paper import table2_row
+from ..metrics.results import EvaluationReport, load_evaluation
 from ..templates import template_text
 
-__all__ = [
-    "EvaluationReport",
-    "ProtocolResult",
-    "eval_results",
-    "load_evaluation",
-    "render_model_card",
-    "training_details",
-]
+__all__ = ["eval_results", "render_model_card", "training_details"]
 
 
 # metric key -> (model-index metric type, display name, shown as a percentage)
@@ -61,165 +39,6 @@ LEVELS = {"frame": "image-classification", "video": "video-classification"}
 FFPP_URL = "https://github.com/ondyari/FaceForensics"
 FFPP_TERMS_URL = "http://kaldir.vc.in.tum.de/faceforensics_tos.pdf"
 DEFAULT_DATASET = "FaceForensics++"
-
-
-# --------------------------------------------------------------------------------------------------
-# Evaluation results
-# --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ProtocolResult:
-    """Frame- and video-level test metrics of one protocol."""
-
-    protocol: str
-    frame: Dict[str, float]
-    video: Dict[str, float]
-    split: str = "test"
-    counts: Dict[str, int] = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        return self.protocol.partition(":")[0]
-
-    @property
-    def method(self) -> Optional[str]:
-        return self.protocol.partition(":")[2] or None
-
-
-@dataclass
-class EvaluationReport:
-    """Everything a model card needs from an evaluation JSON."""
-
-    results: List[ProtocolResult]
-    dataset: Dict[str, Any] = field(default_factory=dict)
-    methods_seen: List[str] = field(default_factory=list)
-    source: Optional[str] = None
-    strategy: str = "majority"  # frame votes -> video label
-
-    def __post_init__(self) -> None:
-        seen = [r.protocol for r in self.results]
-        duplicates = sorted({p for p in seen if seen.count(p) > 1})
-        if duplicates:
-            raise ValueError(f"evaluation results list protocol(s) {duplicates} more than once")
-
-    @property
-    def compression(self) -> Optional[str]:
-        value = self.dataset.get("compression")
-        return str(value) if value else None
-
-    @property
-    def methods(self) -> List[str]:
-        """The manipulation methods evaluated (the paper's four when the JSON does not say)."""
-        methods = [m for m in self.methods_seen if m != ORIGINAL]
-        if not methods:
-            return list(DEFAULT_METHODS)
-        return [m for m in DEFAULT_METHODS if m in methods] + [m for m in methods if m not in DEFAULT_METHODS]
-
-
-def _metric_values(entry: Any, where: str) -> Dict[str, float]:
-    if entry is None:
-        return {}
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: expected a mapping of metric name -> value, got {type(entry).__name__}")
-    values = {}
-    for name, value in entry.items():
-        if name not in METRICS or value is None:
-            continue  # counts, strategy, threshold ... and undefined metrics
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{where}.{name}: expected a number, got {value!r}")
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{where}.{name} = {value!r}: metric values must be fractions in [0, 1]")
-        values[name] = float(value)
-    return values
-
-
-def _check_protocol(name: Any, where: str) -> str:
-    if not isinstance(name, str):
-        raise ValueError(f"{where}: 'protocol' must be a string like 'combined' or 'single:Deepfakes', got {name!r}")
-    kind, _, method = name.partition(":")
-    if kind not in ("combined", "single", "cross") or (kind == "combined") == bool(method):
-        raise ValueError(f"{where}: unknown protocol {name!r} (combined, single:<Method> or cross:<Method>)")
-    return name
-
-
-def _protocol_result(entry: Any, where: str) -> ProtocolResult:
-    if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}: expected an object with a protocol and its metrics")
-    protocol = _check_protocol(entry.get("protocol"), where)
-    metrics = entry.get("metrics") if isinstance(entry.get("metrics"), Mapping) else entry
-    frame = _metric_values(metrics.get("frame"), f"{where}.metrics.frame")
-    video = _metric_values(metrics.get("video"), f"{where}.metrics.video")
-    if not frame and not video:
-        raise ValueError(f"{where} ({protocol}): no frame-level or video-level metrics found")
-    counts = {f"{level}_{key}": value for level in ("frame", "video") for key, value in (metrics.get(level) or {}).items()
-              if key in ("num_real", "num_fake") and isinstance(value, int)}
-    return ProtocolResult(protocol, frame, video, str(entry.get("split") or "test"), counts)
-
-
-def _entries(source: Mapping[str, Any], where: str) -> List[Any]:
-    if "results" in source:
-        if not isinstance(source["results"], list):
-            raise ValueError(f"{where}: 'results' must be a list of protocol entries")
-        return source["results"]
-    if "test" in source:  # a training run's results.json
-        if source["test"] is None:
-            raise ValueError(f"{where}: the training run has no test metrics yet ('test' is null)")
-        return [source["test"]]
-    if "protocol" in source:
-        return [source]
-    raise ValueError(f"{where}: no evaluation results found (expected 'results', 'test' or a 'protocol' entry)")
-
-
-def load_evaluation(source: Union[PathLike, Mapping[str, Any], List[Any], EvaluationReport]) -> EvaluationReport:
-    """Parse evaluation results (a JSON path or the loaded object); see the module docstring.
-
-    Raises ``ValueError`` naming the file and the entry for anything it cannot read as results.
-    """
-    if isinstance(source, EvaluationReport):
-        return source
-    name = None
-    if not isinstance(source, (Mapping, list)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"evaluation results file {path} does not exist")
-        name = str(path)
-        try:
-            source = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path} is not valid JSON: {err}") from err
-    where = name or "evaluation results"
-    if isinstance(source, list):
-        source = {"results": source}
-    if not isinstance(source, Mapping):
-        raise ValueError(f"{where}: expected a JSON object")
-    entries = _entries(source, where)
-    results = [_protocol_result(entry, f"{where}: results[{i}]") for i, entry in enumerate(entries)]
-    if not results:
-        raise ValueError(f"{where}: the results list is empty")
-    methods = []
-    for entry in entries:
-        methods += [m for m in entry.get("methods") or [] if m not in methods]
-    dataset = dict(source.get("dataset") or {})
-    corpus = corpus_settings(source.get("data"))
-    if corpus.get("compression"):
-        dataset.setdefault("compression", corpus["compression"])
-    first_video = (entries[0].get("metrics") or entries[0]).get("video") or {}
-    strategy = str(source.get("strategy") or first_video.get("strategy") or "majority")
-    return EvaluationReport(results, dataset, methods, name, strategy)
-
-
-def corpus_settings(data: Any) -> Dict[str, Any]:
-    """The build settings of a local corpus folder (``build_report.json``), or ``{}``.
-
-    Evaluation and training JSON name their corpus (``"data"``); when it is a folder on this machine,
-    its compression, frames per video and crop settings go on the card.
-    """
-    if not isinstance(data, (str, os.PathLike)) or not Path(data).is_dir():
-        return {}
-
-    try:
-        return dict(read_report(data).get("config") or {})
-    except (FileNotFoundError, ValueError):
-        return {}
 
 
 # Training-run keys shown on the card (train.py config + corpus build settings) and their labels.
@@ -307,7 +126,7 @@ def eval_results(report: EvaluationReport) -> List[EvalResult]:
     out = []
     for result in report.results:
         for level, task_type in LEVELS.items():
-            for key, value in getattr(result, level).items():
+            for key, value in result.scores(level).items():
                 metric_type, display, _ = METRICS[key]
                 out.append(EvalResult(
                     task_type=task_type,
@@ -354,7 +173,7 @@ def _results_tables(report: EvaluationReport) -> List[Dict[str, Any]]:
             else:
                 train = ", ".join(a for m, a in zip(methods, abbreviations) if m != method)
                 test = ABBREVIATIONS.get(method, method)
-            row = table2_row(result.protocol, {"frame": result.frame, "video": result.video})
+            row = table2_row(result.protocol, {level: result.scores(level) for level in LEVELS})
             paper = row["paper_tcr"] if report.compression in (None, "c40") else None
             rows.append([train, test, _cell(paper)] + [_cell(row[key]) for key in (
                 "frame_tcr", "frame_balanced_accuracy", "frame_auc",
@@ -367,9 +186,9 @@ def _results_tables(report: EvaluationReport) -> List[Dict[str, Any]]:
 def _always_fake_share(report: EvaluationReport) -> Optional[float]:
     """Share of fake videos in the first protocol's test split: the TCR of always answering "fake"."""
     for result in report.results:
-        real, fake = result.counts.get("video_num_real"), result.counts.get("video_num_fake")
-        if real is not None and fake is not None and real + fake:
-            return 100.0 * fake / (real + fake)
+        counts = result.video_counts()
+        if counts and sum(counts):
+            return 100.0 * counts[1] / sum(counts)
     return None
 
 
@@ -421,7 +240,7 @@ def render_model_card(
     Args:
         config: the exported ``config.json`` (:func:`dldfd_hf.model_folder.hub_config`).
         repo_id: the Hub id, used in the usage snippets (a placeholder when None).
-        results: evaluation results (see :func:`load_evaluation`); None = the card says there are none
+        results: evaluation results (see :func:`~dldfd_hf.metrics.results.load_evaluation`); None = the card says there are none
             and carries no metric values at all.
         training: training details shown as a table: :func:`training_details` of the run's
             ``results.json``, or any mapping (keys of :data:`TRAINING_FIELDS` get readable labels).
@@ -460,7 +279,7 @@ def _card_data(config: Mapping[str, Any], name: str, report: Optional[Evaluation
               "custom_code"],
         datasets=datasets,
         base_model=_base_model(str(config.get("backbone", "")), training.get("pretrained_backbone")),
-        metrics=sorted({METRICS[k][0] for r in report.results for lvl in LEVELS for k in getattr(r, lvl)})
+        metrics=sorted({METRICS[k][0] for r in report.results for level in LEVELS for k in r.scores(level)})
         if report else None,
         eval_results=eval_results(report) if report else None,
     )

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .._io import PathLike, atomic_folder
+from ..metrics.results import load_evaluation
 from ..model_folder import CARD_NAME, ModelLike, is_trained, save_model_folder
-from .cards import load_evaluation, render_model_card
+from .cards import render_model_card
 
 __all__ = ["export_model"]
 
@@ -31,7 +32,7 @@ def export_model(
         model: a timm ``DLDFD`` module or a ``DLDFDForImageClassification``.
         output_dir: the folder to write; written atomically (a temporary sibling renamed into place).
         repo_id: the Hub id the folder is meant for (used in the card's usage snippets).
-        results: evaluation JSON (path, dict or :class:`~dldfd_hf.hub.cards.EvaluationReport`) whose
+        results: evaluation JSON (path, dict or :class:`~dldfd_hf.metrics.results.EvaluationReport`) whose
             metrics fill the card's ``model-index`` and results table; None = a card without results.
         training: training details for the card (see :func:`dldfd_hf.hub.cards.render_model_card`).
         trained: whether the weights are trained; None = infer from the BatchNorm batch counters

@@ -44,7 +44,8 @@ __all__ = [
     "push_space",
 ]
 
-SPACE_FILES = ("app.py", "requirements.txt", "README.md")
+_SPACE_CODE = ("app.py", "analysis.py")  # the page and its logic (app.py imports analysis.py beside it)
+SPACE_FILES = (*_SPACE_CODE, "requirements.txt", "README.md")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -143,6 +144,17 @@ def _pinned_requirements(text: str, requirement: str) -> str:
     return "\n".join(kept[:at] + [requirement] + kept[at:]).rstrip() + "\n"
 
 
+def _gradio_version() -> str:
+    """The installed gradio's version, which the Space card pins (``sdk_version``): the Space then runs
+    the gradio the demo was tested with."""
+    try:
+        return version("gradio")
+    except PackageNotFoundError:
+        raise ModuleNotFoundError(
+            "preparing the demo Space needs gradio (its version goes in the Space card): "
+            'pip install "dldfd-hf[demo]"', name="gradio") from None
+
+
 def prepare_space_folder(
     demo_dir: PathLike,
     output_dir: PathLike,
@@ -152,13 +164,14 @@ def prepare_space_folder(
     title: str = "DLDFD deepfake detector",
     overwrite: bool = False,
 ) -> Path:
-    """The Space folder: ``demo/app.py``, ``requirements.txt`` pinned to dldfd-hf, and ``README.md``
-    with the Spaces metadata (gradio SDK and version, app file, the model it runs).
+    """The Space folder: ``demo/app.py`` and ``analysis.py``, ``requirements.txt`` pinned to dldfd-hf,
+    and ``README.md`` with the Spaces metadata (gradio SDK and version, app file, the model it runs).
 
-    Only these three files are copied: nothing else from the demo folder (test media, caches) goes up.
+    Only :data:`SPACE_FILES` are copied: nothing else from the demo folder (test media, caches) goes up.
+    Needs gradio installed (the ``demo`` extra): the card pins its version.
 
     Args:
-        demo_dir: the folder with ``app.py``, ``requirements.txt`` and ``README.md``.
+        demo_dir: the folder with :data:`SPACE_FILES`.
         model_id: the model repo the Space runs: the first entry of its ``models`` metadata, which
             ``demo/app.py`` loads (unless the Space sets ``DLDFD_MODEL``). A Hub repo id ``ORG/NAME``:
             a local path is refused (ValueError), as the Space could not load it.
@@ -168,8 +181,7 @@ def prepare_space_folder(
     if model_id is not None:
         # The Space loads it from the Hub: a local path would fail there (or load whatever it names).
         check_repo_id(model_id, "the Space's model id (--model-id)")
-    import gradio  # for its version only: seconds to import, which build-ffpp / merge-ffpp would pay at the top
-
+    gradio_version = _gradio_version()
     demo_dir = Path(demo_dir)
     missing = [name for name in SPACE_FILES if not (demo_dir / name).is_file()]
     if missing:
@@ -188,7 +200,7 @@ def prepare_space_folder(
         if data.get(key) is None:
             data[key] = value
     data["sdk"] = "gradio"
-    data["sdk_version"] = gradio.__version__
+    data["sdk_version"] = gradio_version
     data["app_file"] = "app.py"
     if model_id:  # first: the app runs the first ``models`` entry of its card
         data["models"] = [model_id] + [m for m in data.get("models") or [] if m != model_id]
@@ -199,7 +211,8 @@ def prepare_space_folder(
 
     output_dir = Path(output_dir)
     with atomic_folder(output_dir, overwrite=overwrite) as folder:
-        shutil.copyfile(demo_dir / "app.py", folder / "app.py")
+        for name in _SPACE_CODE:
+            shutil.copyfile(demo_dir / name, folder / name)
         requirements = (demo_dir / "requirements.txt").read_text(encoding="utf-8")
         (folder / "requirements.txt").write_text(_pinned_requirements(requirements, requirement), encoding="utf-8")
         card.save(folder / "README.md")

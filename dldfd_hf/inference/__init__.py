@@ -1,2 +1,2 @@
-"""Running a detector: frame votes, pipelines, loading, result rows, Grad-CAM, and the demo's
-analysis of an upload (media reading and face crops are :mod:`dldfd_hf.media`)."""
+"""Running a detector: frame votes, pipelines, loading, result rows and Grad-CAM (media reading and
+face crops are :mod:`dldfd_hf.media`; the demo's analysis of an upload lives in ``demo/analysis.py``)."""

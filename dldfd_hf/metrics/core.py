@@ -7,6 +7,9 @@ these functions, so each number is computed in exactly one place.
 Values that are undefined for the given input (AUC with a single class present, ...) are ``None``
 rather than NaN, so results stay valid JSON.
 
+The functions that score import ``sklearn.metrics`` themselves: it imports pandas and pyarrow (a
+second or more), which reading results back (:mod:`.results`, model cards) does without.
+
 Frame level: ``tcr`` (true classification rate = accuracy at the threshold), ``balanced_accuracy``,
 ``auc`` (ROC AUC), ``ap`` (average precision, fake = positive), ``eer`` (equal error rate).
 Video level: frames are grouped by ``(method, video_id)`` -- never by ``video_id`` alone, since fake
@@ -21,12 +24,6 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    average_precision_score,
-    balanced_accuracy_score,
-    roc_auc_score,
-    roc_curve,
-)
 
 from dldfd_hf.inference.voting import vote
 from dldfd_hf.labels import FAKE, LABEL2ID, REAL
@@ -75,6 +72,8 @@ def equal_error_rate(references: Sequence[int], fake_probs: Sequence[float]) -> 
     diagonal ``FPR = 1 - TPR``, interpolated linearly between the two points around the crossing.
     ``None`` when only one class is present.
     """
+    from sklearn.metrics import roc_curve
+
     labels, probs = _as_arrays(references, fake_probs)
     if not _both_classes(labels):
         return None
@@ -97,6 +96,8 @@ def frame_metrics(
     A frame is called fake when ``fake_prob >= threshold``. Returns the metrics (fractions in [0, 1])
     plus the counts ``num_frames``, ``num_real`` and ``num_fake``.
     """
+    from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
+
     labels, probs = _as_arrays(references, fake_probs)
     predictions = (probs >= threshold).astype(np.int64)
     both = _both_classes(labels)
@@ -199,6 +200,8 @@ def video_metrics(
 
 
 def _video_summary(videos: List[VideoScores], strategy: str, threshold: float) -> Dict[str, Any]:
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
     labels = np.array([v.label for v in videos], dtype=np.int64)
     mean_probs = np.array([v.mean_prob for v in videos], dtype=np.float64)
     voted = np.array([v.predicted_label for v in videos], dtype=np.int64)
@@ -241,6 +244,8 @@ def per_method_metrics(
 def _per_method(
     labels: np.ndarray, probs: np.ndarray, methods: Sequence[str], videos: List[VideoScores], threshold: float
 ) -> Dict[str, Dict[str, Any]]:
+    from sklearn.metrics import roc_auc_score
+
     methods = np.asarray([str(m) for m in methods])
     real_frames = labels == REAL
     real_videos = [v for v in videos if v.label == REAL]

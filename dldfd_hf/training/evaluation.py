@@ -18,8 +18,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import atomic_path
-from ..metrics.core import FRAME_METRICS, VIDEO_METRICS, deepfake_metrics
+from ..metrics.core import deepfake_metrics
 from ..metrics.paper import table2_row
+from ..metrics.results import LEVEL_METRICS, EvaluationEntry
 from ..models.dldfd import fake_probabilities
 from .data import read_column
 from .sources import SOURCE_COLUMN
@@ -112,28 +113,25 @@ def split_metrics(dataset: Any, predictions: Predictions, strategy: str = "major
 
 def evaluation_entry(protocol: str, split: str, dataset: Any, predictions: Predictions,
                      strategy: str = "majority", threshold: float = 0.5) -> Dict[str, Any]:
-    """One protocol's evaluation as written to JSON by ``examples/evaluate.py`` and ``train.py``.
-
-    ``{"protocol", "split", "num_frames", "class_counts": {"real", "fake"}, "methods",
-    "metrics": {"frame", "video", "per_method", "loss"}, "table2"}`` (schema: ``examples/evaluate.py``).
-    """
+    """One protocol's evaluation as written to JSON by ``examples/evaluate.py`` and ``train.py``:
+    an :class:`~dldfd_hf.metrics.results.EvaluationEntry` as a dict (schema: ``examples/evaluate.py``)."""
     metrics = split_metrics(dataset, predictions, strategy=strategy, threshold=threshold)
     labels = predictions.labels
-    return {
-        "protocol": protocol,
-        "split": split,
-        "num_frames": len(predictions),
-        "class_counts": {"real": int((labels == 0).sum()), "fake": int((labels == 1).sum())},
-        "methods": sorted(metrics["per_method"]),
-        "metrics": metrics,
-        "table2": table2_row(protocol, metrics),
-    }
+    return EvaluationEntry(
+        protocol=protocol,
+        split=split,
+        num_frames=len(predictions),
+        class_counts={"real": int((labels == 0).sum()), "fake": int((labels == 1).sum())},
+        methods=sorted(metrics["per_method"]),
+        metrics=metrics,
+        table2=table2_row(protocol, metrics),
+    ).to_dict()
 
 
 def flatten_metrics(result: Dict[str, Any]) -> Dict[str, float]:
     """``{"loss": .., "frame/tcr": .., "video/auc": ..}``: the numeric summary values, for logging and model selection."""
     flat = {"loss": result.get("loss")}
-    for level, names in (("frame", FRAME_METRICS), ("video", VIDEO_METRICS)):
+    for level, names in LEVEL_METRICS.items():
         for name in names:
             flat[f"{level}/{name}"] = (result.get(level) or {}).get(name)
     for source, metrics in (result.get("per_source") or {}).items():

@@ -1,12 +1,13 @@
 """The logic behind the Gradio demo (``demo/app.py``): limits, running the detector, and turning its
 result into what the page shows (verdict text, plot data, galleries, boxed photo, faces table,
-Grad-CAM heatmaps, the JSON download).
+Grad-CAM heatmaps, the JSON download, the bound on Gradio's cache).
 
-It lives in the package, not beside the app, because a Space holds only ``app.py`` and the
-pip-installed ``dldfd-hf``. Nothing here imports gradio: it is plain data in, plain data out, so it
-is testable without a server. Inference goes through the ``deepfake-video-detection`` pipeline and
-the rows of ``dldfd detect`` (:func:`dldfd_hf.inference.records.result_row`), so the demo and the CLI
-give the same verdict and per-frame records for the same file and model.
+It sits beside ``app.py``, which imports it as a sibling module (the Space folder carries both:
+:data:`dldfd_hf.hub.push.SPACE_FILES`). Nothing here imports gradio: it is plain data in, plain data
+out, so it is testable without a server. Inference goes through the ``deepfake-video-detection``
+pipeline and the rows of ``dldfd detect`` (:func:`dldfd_hf.inference.records.result_row`), so the
+demo and the CLI give the same verdict and per-frame records for the same file and model.
+Needs the ``demo`` extra (pandas, for the plot and the faces table): ``pip install "dldfd-hf[demo]"``.
 """
 
 from __future__ import annotations
@@ -32,15 +33,15 @@ import pandas as pd
 from huggingface_hub import metadata_load
 from PIL import Image, ImageDraw, ImageFont
 
-from .._io import PathLike, atomic_write_text
-from ..labels import FAKE, LABEL_NAMES, REAL
-from ..media.files import MediaError, media_kind
-from ..media.image import load_image
-from ..media.video_reader import VideoReader
-from .explain import grad_cam, overlay_heatmap
-from .loading import DEFAULT_MODEL
-from .records import format_rows, result_row
-from .voting import STRATEGIES, check_strategy, check_threshold
+from dldfd_hf._io import PathLike, atomic_write_text
+from dldfd_hf.inference.explain import grad_cam, overlay_heatmap
+from dldfd_hf.inference.loading import DEFAULT_MODEL
+from dldfd_hf.inference.records import format_rows, result_row
+from dldfd_hf.inference.voting import STRATEGIES, check_strategy, check_threshold
+from dldfd_hf.labels import FAKE, LABEL_NAMES, REAL
+from dldfd_hf.media.files import MediaError, media_kind
+from dldfd_hf.media.image import load_image
+from dldfd_hf.media.video_reader import VideoReader
 
 __all__ = [
     "MODEL_ENV",
