@@ -37,7 +37,7 @@ from dldfd_hf._io import PathLike, atomic_write_text
 from dldfd_hf.inference.explain import grad_cam, overlay_heatmap
 from dldfd_hf.inference.loading import DEFAULT_MODEL
 from dldfd_hf.inference.records import format_rows, result_row
-from dldfd_hf.inference.voting import STRATEGIES, check_strategy, check_threshold
+from dldfd_hf.inference.voting import STRATEGIES, VotingRule, check_strategy, check_threshold
 from dldfd_hf.labels import FAKE, LABEL_NAMES, REAL
 from dldfd_hf.media.files import MediaError, media_kind
 from dldfd_hf.media.image import load_image
@@ -51,6 +51,7 @@ __all__ = [
     "resolve_model_spec",
     "check_upload",
     "check_num_frames",
+    "voting_rule",
     "analyse_video",
     "analyse_image",
     "verdict_text",
@@ -98,6 +99,7 @@ class Analysis:
     """One processed upload: the ``dldfd detect`` row and the face crops of its scored records."""
 
     row: Dict[str, Any]  # same schema as one element of `dldfd detect --format json`
+    rule: VotingRule = VotingRule()  # how the row's verdict was voted
     crops: List[Image.Image] = field(default_factory=list)  # one per record with a box, in order
     image: Optional[Image.Image] = None  # the photo (image analyses only)
 
@@ -152,18 +154,17 @@ def check_num_frames(num_frames: Any, limits: DemoLimits) -> int:
     return value
 
 
-def _check_strategy(strategy: str) -> str:
+def voting_rule(strategy: Any = VotingRule.strategy, threshold: Any = VotingRule.threshold) -> VotingRule:
+    """The page's voting settings as a :class:`VotingRule`; :class:`InputRejected` says what is wrong."""
     try:
-        return check_strategy(strategy, "demo")
+        check_strategy(strategy, "demo")
     except ValueError:
         raise InputRejected(f"Unknown voting strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.") from None
-
-
-def _check_threshold(threshold: Any) -> float:
     try:
-        return check_threshold(threshold, "demo")
+        check_threshold(threshold, "demo")
     except ValueError:
         raise InputRejected(f"The threshold must be a number between 0 and 1, got {threshold!r}.") from None
+    return VotingRule(strategy, threshold)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,14 +175,13 @@ def analyse_video(
     path: Optional[PathLike],
     *,
     num_frames: int = 32,
-    strategy: str = "majority",
-    threshold: float = 0.5,
+    rule: VotingRule = VotingRule(),
     limits: DemoLimits = DemoLimits(),
     batch_size: Optional[int] = None,
     progress: Optional[ProgressFn] = None,
 ) -> Analysis:
-    """Sample ``num_frames`` frames, crop and score the faces, vote: the same computation as
-    ``dldfd detect --frames N --strategy S --threshold T`` on that file. ``batch_size`` (crops per
+    """Sample ``num_frames`` frames, crop and score the faces, vote under ``rule``: the same
+    computation as ``dldfd detect --frames N --strategy S --threshold T`` on that file. ``batch_size`` (crops per
     forward pass) defaults to the pipeline's own choice for its device.
 
     Raises :class:`InputRejected` (with the message for the user) for anything the demo will not
@@ -190,8 +190,6 @@ def analyse_video(
     report = progress or (lambda fraction, message: None)
     path = check_upload(path, limits, "video")
     num_frames = check_num_frames(num_frames, limits)
-    strategy = _check_strategy(strategy)
-    threshold = _check_threshold(threshold)
     if media_kind(path) == "image":
         raise InputRejected(f"{path.name} is a photo; use the Image tab for photos.")
 
@@ -211,24 +209,25 @@ def analyse_video(
         raise InputRejected(f"Cannot read {path.name}: {err.reason}.") from None
 
     report(0.35, f"Finding and scoring faces in {len(frames)} frames")
-    result = detector(frames, strategy=strategy, threshold=threshold, batch_size=batch_size, return_crops=True)
+    result = detector(frames, strategy=rule.strategy, threshold=rule.threshold, batch_size=batch_size,
+                      return_crops=True)
     crops = result.pop("crops")
     result["warning"] = result.get("warning") or warning  # the file's, as dldfd detect reports it
     report(0.9, "Preparing the results")
-    return Analysis(row=result_row(path.name, result), crops=crops)
+    return Analysis(row=result_row(path.name, result), rule=rule, crops=crops)
 
 
 def analyse_image(
     detector: Any,
     path: Optional[PathLike],
     *,
-    threshold: float = 0.5,
+    rule: VotingRule = VotingRule(),
     limits: DemoLimits = DemoLimits(),
     batch_size: Optional[int] = None,
 ) -> Analysis:
-    """Score every face in a photo: the same computation as ``dldfd detect --threshold T`` on it."""
+    """Score every face in a photo and vote under ``rule``: the same computation as
+    ``dldfd detect --strategy S --threshold T`` on it."""
     path = check_upload(path, limits, "photo")
-    threshold = _check_threshold(threshold)
     if media_kind(path) == "video":
         raise InputRejected(f"{path.name} is a video; use the Video tab for videos.")
     try:
@@ -237,9 +236,10 @@ def analyse_image(
         raise InputRejected(f"Cannot read {path.name}: {err.reason}.") from None
     except Image.DecompressionBombError as err:
         raise InputRejected(f"{path.name} is too large an image: {err}") from None
-    result = detector(image, threshold=threshold, batch_size=batch_size, return_crops=True)
+    result = detector(image, strategy=rule.strategy, threshold=rule.threshold, batch_size=batch_size,
+                      return_crops=True)
     crops = result.pop("crops")
-    return Analysis(row=result_row(path.name, result), crops=crops, image=image)
+    return Analysis(row=result_row(path.name, result), rule=rule, crops=crops, image=image)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,29 +257,34 @@ def verdict_text(row: Dict[str, Any]) -> str:
             f"mean {row['mean_prob']:.2f}")
 
 
-def verdict_details(row: Dict[str, Any], strategy: str, threshold: float) -> str:
-    """How the verdict was reached and how sure it is (a short paragraph for under the verdict).
+def verdict_details(row: Dict[str, Any], rule: VotingRule) -> str:
+    """How the verdict was reached under ``rule`` and how sure it is (a short paragraph for under
+    the verdict).
 
     The score is the confidence of the label (``row["score"]``): the share of the votes that agree
-    with it, or for ``mean`` the mean P(fake) (fake) / 1 - mean P(fake) (real)."""
+    with it, or for ``mean`` and ``max_mean`` the mean P(fake) (fake) / 1 - mean P(fake) (real)."""
     if row["label"] is None:
         return ""
     unit = "faces" if row["kind"] == "image" else "frames"
-    if row["kind"] == "image":
-        rule = f"A face counts as fake at P(fake) ≥ {threshold:.2f}; the photo's verdict is the majority of its faces."
-    elif strategy == "mean":
-        rule = f"Verdict: mean P(fake) over the frames compared with the threshold {threshold:.2f}."
+    threshold = rule.threshold
+    if row["kind"] == "image" and rule.strategy == "majority":
+        text = f"A face counts as fake at P(fake) ≥ {threshold:.2f}; the photo's verdict is the majority of its faces."
+    elif rule.strategy == "mean":
+        text = f"Verdict: mean P(fake) over the {unit} compared with the threshold {threshold:.2f}."
+    elif rule.strategy == "max_mean":
+        text = (f"Verdict: each frame's most fake face, then the mean over the frames (the rule of Self-Blended "
+                f"Images), compared with the threshold {threshold:.2f}.")
     else:
-        rule = (f"Verdict: majority vote of the frames (the paper's rule; ties go by the mean); "
+        text = (f"Verdict: majority vote of the frames (the paper's rule; ties go by the mean); "
                 f"a frame votes fake at P(fake) ≥ {threshold:.2f}.")
-    if strategy == "mean" and row["kind"] != "image":
-        basis = "mean P(fake)" if row["label"] == LABEL_NAMES[FAKE] else "1 − mean P(fake)"
-    else:
+    if rule.strategy == "majority":
         basis = f"share of the {unit} that agree"
-    rule += f" Score {row['score']:.2f} ({basis})."
+    else:
+        basis = "mean P(fake)" if row["label"] == LABEL_NAMES[FAKE] else "1 − mean P(fake)"
+    text += f" Score {row['score']:.2f} ({basis})."
     if row["frames_without_face"]:
-        rule += f" {row['frames_without_face']} sampled frame(s) had no face and did not vote."
-    return rule
+        text += f" {row['frames_without_face']} sampled frame(s) had no face and did not vote."
+    return text
 
 
 def probability_plot_data(row: Dict[str, Any], threshold: float) -> "pd.DataFrame":

@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -29,7 +30,7 @@ import gradio as gr  # noqa: E402
 
 from dldfd_hf._io import atomic_write_bytes  # noqa: E402
 from dldfd_hf.inference.loading import ModelLoadError, describe_model, load_pipeline_with_notice  # noqa: E402
-from dldfd_hf.inference.voting import STRATEGIES  # noqa: E402
+from dldfd_hf.inference.voting import STRATEGIES, VotingRule  # noqa: E402
 
 # The sibling module: running app.py (python demo/app.py, or the Space) puts this folder on the path.
 from analysis import (  # noqa: E402
@@ -51,6 +52,7 @@ from analysis import (  # noqa: E402
     trim_cache,
     verdict_details,
     verdict_text,
+    voting_rule,
     write_records_json,
 )
 
@@ -75,11 +77,11 @@ Label convention: P(fake) near 1 means *fake*. This is a research demo: do not u
 """
 
 
-def _verdict_markdown(analysis: Analysis, strategy: str, threshold: float) -> str:
+def _verdict_markdown(analysis: Analysis) -> str:
     text = verdict_text(analysis.row)
     if analysis.row["label"] is None:
         return _message(text)
-    return f"## {text}\n{verdict_details(analysis.row, strategy, threshold)}"
+    return f"## {text}\n{verdict_details(analysis.row, analysis.rule)}"
 
 
 def _summary(model_name: str) -> str:
@@ -100,6 +102,7 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
         # The records JSON is written inside Gradio's cache: served in place, no copy left behind
         # elsewhere, and deleted with the rest of the cache on the delete_cache schedule.
         records_dir = Path(demo.GRADIO_CACHE) / RECORDS_FOLDER
+        answers = _Answers(detector, limits, records_dir)
         _page_header(model_name, limits, notice)
         with gr.Tab("Video"):
             video_button, video_inputs, video_outputs = _video_tab(limits)
@@ -109,12 +112,11 @@ def build_demo(detector: Any, model_name: str, limits: DemoLimits, notice: Optio
         def run_video(video: Optional[str], num_frames: int, strategy: str, threshold: float, explain: bool,
                       progress: gr.Progress = gr.Progress()) -> tuple:
             _bound_cache(demo, records_dir, limits, video)
-            return _video_results(detector, limits, records_dir, video, num_frames, strategy, threshold, explain,
-                                  progress)
+            return answers.video(video, num_frames, strategy, threshold, explain, progress)
 
         def run_image(photo: Optional[str], threshold: float, explain: bool) -> tuple:
             _bound_cache(demo, records_dir, limits, photo)
-            return _image_results(detector, limits, records_dir, photo, threshold, explain)
+            return answers.image(photo, threshold, explain)
 
         video_button.click(
             run_video,
@@ -165,9 +167,10 @@ def _video_settings(limits: DemoLimits) -> list[gr.components.Component]:
     video = gr.Video(label="Video", sources=["upload"], height=300, elem_id="video-input")
     num_frames = gr.Slider(1, limits.max_frames, value=min(32, limits.max_frames), step=1,
                            label="Frames to sample", info="evenly spaced over the video", elem_id="video-frames")
-    strategy = gr.Radio(list(STRATEGIES), value="majority", label="Voting strategy",
-                        info="majority: the paper's vote of the frames; mean: mean P(fake)")
-    threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
+    strategy = gr.Radio(list(STRATEGIES), value=VotingRule.strategy, label="Voting strategy",
+                        info="majority: the paper's vote of the frames; mean: mean P(fake); "
+                             "max_mean: each frame's most fake face (all faces), then the mean")
+    threshold = gr.Slider(0.0, 1.0, value=VotingRule.threshold, step=0.01, label="Threshold",
                           info="P(fake) at which a frame counts as fake")
     explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
     return [video, num_frames, strategy, threshold, explain]
@@ -180,7 +183,7 @@ def _image_tab() -> tuple[gr.Button, list[gr.components.Component], list[gr.comp
             # No file_types: gradio would refuse other files with a generic error before the
             # handler can say what is wrong with them.
             photo = gr.File(label="Photo (JPEG, PNG, WebP, ...)", type="filepath", elem_id="image-input")
-            threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="Threshold",
+            threshold = gr.Slider(0.0, 1.0, value=VotingRule.threshold, step=0.01, label="Threshold",
                                   info="P(fake) at which a face counts as fake")
             explain = gr.Checkbox(value=True, label="Explain with Grad-CAM heatmaps")
             button = gr.Button("Analyse photo", variant="primary", elem_id="image-button")
@@ -224,54 +227,60 @@ def _image_file(image: Any, folder: Path) -> str:
     return str(path)
 
 
-def _captioned_files(items: Sequence[tuple], folder: Path) -> list[tuple[str, str]]:
-    return [(_image_file(image, folder), caption) for image, caption in items]
+@dataclass(frozen=True)
+class _Answers:
+    """What both tabs answer with: the detector, the limits, and the folder for the answers' files."""
 
+    detector: Any
+    limits: DemoLimits
+    records_dir: Path
 
-def _video_results(detector: Any, limits: DemoLimits, records_dir: Path, video: Optional[str], num_frames: int,
-                   strategy: str, threshold: float, explain: bool, progress: gr.Progress) -> tuple:
-    """run_video's outputs: verdict, plot data, crops, heatmaps, records file; a message when it fails."""
-    try:
-        analysis = analyse_video(detector, video, num_frames=num_frames, strategy=strategy,
-                                 threshold=threshold, limits=limits,
-                                 progress=lambda fraction, text: progress(fraction, desc=text))
-        if explain and analysis.crops:
-            progress(0.92, desc="Explaining (Grad-CAM)")
-        heatmaps = explain_crops(detector, analysis.crops) if explain else []
-        crops = gallery_items(analysis)
-        return (
-            _verdict_markdown(analysis, strategy, threshold),
-            probability_plot_data(analysis.row, threshold),
-            _captioned_files(crops, records_dir),
-            _captioned_files([(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)], records_dir),
-            str(write_records_json(analysis.row, records_dir)),
-        )
-    except InputRejected as err:
-        return _message(str(err)), None, [], [], None
-    except Exception as err:  # a bug or an odd file must not take the app down; say what happened
-        logger.exception("video analysis failed")
-        return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
+    def video(self, video: Optional[str], num_frames: int, strategy: str, threshold: float, explain: bool,
+              progress: gr.Progress) -> tuple:
+        """run_video's outputs: verdict, plot data, crops, heatmaps, records file; a message when it fails."""
+        try:
+            analysis = analyse_video(self.detector, video, num_frames=num_frames,
+                                     rule=voting_rule(strategy, threshold), limits=self.limits,
+                                     progress=lambda fraction, text: progress(fraction, desc=text))
+            if explain and analysis.crops:
+                progress(0.92, desc="Explaining (Grad-CAM)")
+            heatmaps = explain_crops(self.detector, analysis.crops) if explain else []
+            crops = gallery_items(analysis)
+            return (
+                _verdict_markdown(analysis),
+                probability_plot_data(analysis.row, analysis.rule.threshold),
+                self._files(crops),
+                self._files([(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, crops)]),
+                str(write_records_json(analysis.row, self.records_dir)),
+            )
+        except InputRejected as err:
+            return _message(str(err)), None, [], [], None
+        except Exception as err:  # a bug or an odd file must not take the app down; say what happened
+            logger.exception("video analysis failed")
+            return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, [], [], None
 
+    def image(self, photo: Optional[str], threshold: float, explain: bool) -> tuple:
+        """run_image's outputs: verdict, boxed photo, faces table, heatmaps, records file; a message when it fails."""
+        try:
+            analysis = analyse_image(self.detector, photo, rule=voting_rule(threshold=threshold), limits=self.limits)
+            heatmaps = explain_crops(self.detector, analysis.crops) if explain else []
+            records, threshold = analysis.row["frames"], analysis.rule.threshold
+            return (
+                _verdict_markdown(analysis),
+                _image_file(draw_faces(analysis.image, records, threshold), self.records_dir),
+                faces_table(records, threshold),
+                self._files([(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))]),
+                str(write_records_json(analysis.row, self.records_dir)),
+            )
+        except InputRejected as err:
+            return _message(str(err)), None, None, [], None
+        except Exception as err:
+            logger.exception("image analysis failed")
+            return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, None, [], None
 
-def _image_results(detector: Any, limits: DemoLimits, records_dir: Path, photo: Optional[str], threshold: float,
-                   explain: bool) -> tuple:
-    """run_image's outputs: verdict, boxed photo, faces table, heatmaps, records file; a message when it fails."""
-    try:
-        analysis = analyse_image(detector, photo, threshold=threshold, limits=limits)
-        heatmaps = explain_crops(detector, analysis.crops) if explain else []
-        return (
-            _verdict_markdown(analysis, "majority", threshold),
-            _image_file(draw_faces(analysis.image, analysis.row["frames"], threshold), records_dir),
-            faces_table(analysis.row["frames"], threshold),
-            _captioned_files([(heatmap, caption) for heatmap, (_, caption) in zip(heatmaps, gallery_items(analysis))],
-                             records_dir),
-            str(write_records_json(analysis.row, records_dir)),
-        )
-    except InputRejected as err:
-        return _message(str(err)), None, None, [], None
-    except Exception as err:
-        logger.exception("image analysis failed")
-        return _message(f"Unexpected error ({type(err).__name__}): {err}"), None, None, [], None
+    def _files(self, items: Sequence[tuple]) -> list[tuple[str, str]]:
+        """``(image, caption)`` pairs as ``(file, caption)``: each image in a file of its own."""
+        return [(_image_file(image, self.records_dir), caption) for image, caption in items]
 
 
 def _env_float(name: str, default: float) -> float:

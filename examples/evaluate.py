@@ -55,7 +55,7 @@ Output JSON (``format`` "dldfd-eval/1"; ``examples/train.py`` writes one entry o
     }
 
 Video metrics group frames by (method, video_id); TCR is accuracy at the threshold, the video label
-is the majority vote of its frames (``--strategy mean``: the mean probability).
+is the majority vote of its frames (``--strategy mean``: the mean probability; ``max_mean``: SBI's rule).
 """
 
 import argparse
@@ -71,7 +71,7 @@ from dldfd_hf._hardware import accelerate_on_cpu
 from dldfd_hf._io import atomic_write_json
 from dldfd_hf.data.protocols import corpus_methods, parse_protocol, protocol_view
 from dldfd_hf.inference.loading import ModelLoadError
-from dldfd_hf.inference.voting import STRATEGIES
+from dldfd_hf.inference.voting import STRATEGIES, VotingRule
 from dldfd_hf.metrics.paper import TABLE2_PROTOCOLS, format_table2
 from dldfd_hf.training.data import (
     CorpusError,
@@ -114,8 +114,10 @@ def parse_args(argv=None):
     parser.add_argument("--mixed_precision", default="no", choices=("no", "fp16", "bf16"))
     parser.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is available")
     args = parser.parse_args(argv)
-    if not 0.0 <= args.threshold <= 1.0:
-        parser.error(f"--threshold must be in [0, 1], got {args.threshold}")
+    try:
+        args.rule = VotingRule(args.strategy, args.threshold)
+    except ValueError as err:
+        parser.error(f"--strategy/--threshold: {err}")
     if args.max_samples is not None and args.max_samples < 1:
         parser.error(f"--max_samples must be >= 1, got {args.max_samples}")
     return args
@@ -195,7 +197,7 @@ def score_model(accelerator, args, spec, model, union, position, views):
     predictions = predict(model, loader, accelerator, desc=f"{spec}: {args.split} ({len(union)} frames)",
                           expected_rows=len(union))
     results = [evaluation_entry(name, args.split, view, protocol_predictions(predictions, position, view, union),
-                                strategy=args.strategy, threshold=args.threshold)
+                                args.rule)
                for name, view in views.items()]
     accelerator.free_memory()
     return results, predictions

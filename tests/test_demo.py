@@ -20,6 +20,7 @@ from PIL import Image
 
 from dldfd_hf.cli import main as dldfd
 from dldfd_hf.inference.loading import DEFAULT_MODEL, load_pipeline_with_notice
+from dldfd_hf.inference.voting import VotingRule
 from dldfd_hf.models import SHIPPED_MODEL_DIR
 from tests.conftest import REPO_ROOT
 
@@ -42,6 +43,7 @@ from analysis import (  # noqa: E402
     resolve_model_spec,
     verdict_details,
     verdict_text,
+    voting_rule,
     write_records_json,
 )
 
@@ -68,6 +70,7 @@ def _free_port() -> int:
 def _load_app():
     spec = importlib.util.spec_from_file_location("dldfd_demo_app", DEMO_DIR / "app.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as an import does (dataclasses look their module up there)
     spec.loader.exec_module(module)
     return module
 
@@ -351,13 +354,24 @@ def test_verdict_text():
 
 def test_verdict_details_give_the_confidence_of_the_label():
     real = _row("real", 1, 4, 0.3, score=0.75)
-    assert "Score 0.75 (share of the frames that agree)." in verdict_details(real, "majority", 0.5)
-    assert "Score 0.75 (share of the faces that agree)." in verdict_details({**real, "kind": "image"}, "majority", 0.5)
-    assert "Score 0.70 (1 − mean P(fake))." in verdict_details({**real, "score": 0.7}, "mean", 0.5)
+    majority, mean = VotingRule(), VotingRule("mean")
+    assert "Score 0.75 (share of the frames that agree)." in verdict_details(real, majority)
+    assert "Score 0.75 (share of the faces that agree)." in verdict_details({**real, "kind": "image"}, majority)
+    assert "Score 0.70 (1 − mean P(fake))." in verdict_details({**real, "score": 0.7}, mean)
     fake = _row("fake", 3, 4, 0.8, score=0.8, without_face=2)
-    details = verdict_details(fake, "mean", 0.5)
+    details = verdict_details(fake, mean)
     assert "Score 0.80 (mean P(fake))." in details and "2 sampled frame(s) had no face" in details
-    assert verdict_details(_row(None, 0, 0, None), "majority", 0.5) == ""
+    sbi = verdict_details(fake, VotingRule("max_mean", 0.4))
+    assert "each frame's most fake face" in sbi and "threshold 0.40" in sbi and "Score 0.80 (mean P(fake))." in sbi
+    assert verdict_details(_row(None, 0, 0, None), majority) == ""
+
+
+def test_bad_voting_settings_are_rejected_for_the_user():
+    assert voting_rule("mean", 0.3) == VotingRule("mean", 0.3)
+    with pytest.raises(InputRejected, match="Unknown voting strategy 'median'; choose one of majority, mean, max_mean"):
+        voting_rule("median", 0.5)
+    with pytest.raises(InputRejected, match="The threshold must be a number between 0 and 1, got 1.5"):
+        voting_rule(threshold=1.5)
 
 
 def test_plot_data_skips_frames_without_a_face():

@@ -20,7 +20,7 @@ from dldfd_hf.data.video_writer import write_video
 from dldfd_hf.inference.loading import ModelLoadError, RandomWeightsWarning, load_model, looks_like_hub_id, resolve_model_source
 from dldfd_hf.inference.pipelines import VIDEO_DETECT_SIZE, VIDEO_MIN_FACE_SIZE, DeepfakeVideoDetectionPipeline
 from dldfd_hf.inference.records import format_rows
-from dldfd_hf.inference.voting import vote
+from dldfd_hf.inference.voting import VotingRule
 from dldfd_hf.media.faces import FaceCropper
 from dldfd_hf.media.video import evenly_spaced_indices
 from dldfd_hf.media.video_reader import sample_frames
@@ -76,7 +76,7 @@ def test_video_output_and_scores_match_the_model(detector, shared_data):
     with torch.no_grad():
         expected = torch.softmax(detector.model(pixel_values=pixels).logits, dim=-1)[:, 1]
     assert [r["fake_prob"] for r in records] == pytest.approx(expected.tolist(), abs=1e-5)
-    verdict = vote(expected.tolist())
+    verdict = VotingRule().vote(expected.tolist())
     assert result["label"] == verdict.label and result["score"] == pytest.approx(verdict.score)
     assert result["votes"] == verdict.votes and sum(result["votes"].values()) == result["frames_used"] == 6
     assert result["mean_prob"] == pytest.approx(verdict.mean_prob)
@@ -110,6 +110,17 @@ def test_frames_and_images_as_input(detector, shared_data):
     assert group["kind"] == "image" and group["frames_used"] >= 3
     assert {r["index"] for r in group["frames"]} == {0}
     assert len({tuple(r["box"]) for r in group["frames"]}) == group["frames_used"]
+    # SBI's rule over two frames of the group photo: every face is scored (not only the largest), each
+    # frame scores its most fake face, and the verdict thresholds the mean of those.
+    group_frames = [np.asarray(Image.open(shared_data / MULTIFACE).convert("RGB"))] * 2
+    sbi = detector(group_frames, strategy="max_mean", threshold=0.3)
+    faces = [r for r in sbi["frames"] if r["fake_prob"] is not None]
+    assert len(faces) == 2 * group["frames_used"] and {r["index"] for r in faces} == {0, 1}
+    highest = [max(r["fake_prob"] for r in faces if r["index"] == i) for i in (0, 1)]
+    assert sbi["frames_used"] == 2 and sbi["mean_prob"] == pytest.approx(np.mean(highest))
+    assert sbi["label"] == ("fake" if np.mean(highest) >= 0.3 else "real")
+    largest_only = detector(group_frames, strategy="max_mean", select="largest")
+    assert len(largest_only["frames"]) == 2  # an explicit select wins
     single = detector(Image.open(shared_data / PHOTO))
     assert single["frames_used"] == 1 and single["label"] in ("real", "fake")
     # Several paths: one result each.

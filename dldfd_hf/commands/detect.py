@@ -41,7 +41,7 @@ from ..inference.records import (
     escape_path,
     format_rows,
 )
-from ..inference.voting import STRATEGIES
+from ..inference.voting import STRATEGIES, VotingRule
 from ._args import positive_int, threshold
 
 EXIT_OUTPUT_NOT_WRITTEN = 3
@@ -62,9 +62,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
              "(dldfd_efficientnet_lite0.ffpp_sbi)",
     )
     parser.add_argument("--frames", type=positive_int, default=32, metavar="N", help="frames sampled per video (32)")
-    parser.add_argument("--strategy", choices=STRATEGIES, default="majority",
-                        help="frame votes -> verdict: majority (the paper; ties by mean probability) or mean")
-    parser.add_argument("--threshold", type=threshold, default=0.5, help="P(fake) at which a face counts as fake (0.5)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=VotingRule.strategy,
+                        help="frame votes -> verdict: majority (the paper; ties by mean probability), mean, or "
+                             "max_mean (SBI's: each frame's most fake face, every face scored, then the mean)")
+    parser.add_argument("--threshold", type=threshold, default=VotingRule.threshold,
+                        help="P(fake) at which a face counts as fake (0.5)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (table)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write the results here instead of stdout")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: cuda if available)")

@@ -46,7 +46,7 @@ from ..media.video import Frame
 from ..media.video_reader import iter_sampled_frames
 from ..modeling_dldfd import image_processor_for
 from ..models.dldfd import SHIPPED_MODEL_DIR, fake_probabilities
-from .voting import FrameRecord, check_strategy, check_threshold, vote
+from .voting import FrameRecord, VotingRule, check_strategy, check_threshold
 
 __all__ = ["DeepfakeVideoDetectionPipeline", "FrameList", "TASK", "register_pipeline"]
 
@@ -72,9 +72,10 @@ class FrameList:
 class DeepfakeVideoDetectionPipeline(Pipeline):
     """Face crops from sampled frames -> per-face P(fake) -> a voted verdict.
 
-    Call parameters: ``num_frames`` (32), ``strategy`` (``"majority"`` | ``"mean"``), ``threshold``
-    (0.5), ``batch_size`` (crops per forward pass; 8 on CPU, 64 on GPU), ``select`` (faces per
-    frame: ``"largest"`` for videos, ``"all"`` for photos by default; or ``"confident"``),
+    Call parameters: ``num_frames`` (32), ``strategy`` (``"majority"`` | ``"mean"`` | ``"max_mean"``, see
+    :class:`~dldfd_hf.inference.voting.VotingRule`), ``threshold`` (0.5), ``batch_size`` (crops per
+    forward pass; 8 on CPU, 64 on GPU), ``select`` (faces per frame: ``"largest"`` for videos, ``"all"``
+    for photos and with ``max_mean`` by default; or ``"confident"``),
     ``min_face_score`` (0.9), ``detect_max_size``, ``return_crops`` (False). ``device`` is given
     when the pipeline is created.
 
@@ -145,6 +146,8 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
             preprocess["num_frames"] = int(num_frames)
         if select is not None:
             preprocess["select"] = select
+        elif strategy == "max_mean":  # its frame score is the highest P(fake) of ALL the frame's faces
+            preprocess["select"] = "all"
         if min_face_score is not None:
             preprocess["min_face_score"] = float(min_face_score)
         if detect_max_size is not None:
@@ -233,8 +236,8 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
     def postprocess(
         self,
         model_outputs: Dict[str, Any],
-        strategy: str = "majority",
-        threshold: float = 0.5,
+        strategy: str = VotingRule.strategy,
+        threshold: float = VotingRule.threshold,
         return_crops: bool = False,
     ) -> Dict[str, Any]:
         probs = iter(model_outputs["fake_probs"].tolist())
@@ -242,7 +245,7 @@ class DeepfakeVideoDetectionPipeline(Pipeline):
         for record in records:
             if record.box is not None:
                 record.fake_prob = float(next(probs))
-        verdict = vote([r.fake_prob for r in records], strategy=strategy, threshold=threshold, records=records)
+        verdict = VotingRule(strategy, threshold).vote_records(records)
         result = verdict.to_dict()
         result["kind"] = model_outputs["kind"]
         result["frames_sampled"] = model_outputs["frames_sampled"]

@@ -1,9 +1,14 @@
 """From per-frame fake probabilities to one verdict per video (or photo).
 
+A :class:`VotingRule` (strategy + threshold) is the one place the rule lives; the pipeline, the
+metrics, training, the CLI and the demo all vote through it.
+
 ``majority`` is the paper's rule: each scored face votes fake when its probability reaches the
 threshold; the video is fake when more than half the votes are fake, and an exact tie is broken
-by the mean probability. ``mean`` thresholds the mean probability. Frames without a face do not
-vote; they are counted.
+by the mean probability. ``mean`` thresholds the mean probability. ``max_mean`` is the test rule of
+Self-Blended Images (Shiohara & Yamasaki, CVPR 2022): a frame's score is the highest P(fake) of its
+faces, and the video's is the mean over frames, thresholded (so it needs each face's frame; with one
+face per frame it equals ``mean``). Frames without a face do not vote; they are counted.
 
 Scores follow the Hugging Face classification convention: ``score`` is the confidence of the
 returned ``label`` (so a "real" verdict with score 0.9 is a confident one), while ``fake_score``
@@ -15,13 +20,13 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Sequence, Tuple, get_args
+from typing import Any, Dict, Hashable, List, Literal, Optional, Sequence, Tuple, get_args
 
 from ..labels import FAKE, ID2LABEL, REAL
 
-__all__ = ["FrameRecord", "Verdict", "vote", "STRATEGIES", "check_strategy", "check_threshold"]
+__all__ = ["FrameRecord", "Verdict", "VotingRule", "STRATEGIES", "check_strategy", "check_threshold"]
 
-Strategy = Literal["majority", "mean"]
+Strategy = Literal["majority", "mean", "max_mean"]
 STRATEGIES: Tuple[str, ...] = get_args(Strategy)  # the CLI, pipeline, demo and configs offer these
 
 
@@ -61,10 +66,12 @@ class Verdict:
     """A video-level decision.
 
     ``score`` is the confidence of ``label``: for ``majority`` the share of the voting frames that
-    agree with it, for ``mean`` the mean P(fake) when the label is fake and ``1 - mean P(fake)``
-    when it is real. ``fake_score`` is the number the decision thresholds, higher = more likely
-    fake: the fake-vote ratio for ``majority``, the mean P(fake) for ``mean``. ``label``,
-    ``score`` and ``fake_score`` are None when no face was scored.
+    agree with it, for ``mean`` (and ``max_mean``) the mean P(fake) when the label is fake and
+    ``1 - mean P(fake)`` when it is real. ``fake_score`` is the number the decision thresholds,
+    higher = more likely fake: the fake-vote ratio for ``majority``, the mean P(fake) for ``mean``.
+    For ``max_mean`` the votes, ratio and mean are over frames (each its faces' highest P(fake)),
+    and ``frames_used`` counts frames. ``label``, ``score`` and ``fake_score`` are None when no face
+    was scored.
     """
 
     label: Optional[str]
@@ -99,56 +106,74 @@ class Verdict:
         }
 
 
-def vote(
-    fake_probs: Sequence[Optional[float]],
-    strategy: Strategy = "majority",
-    threshold: float = 0.5,
-    records: Optional[Sequence[FrameRecord]] = None,
-) -> Verdict:
-    """Combine per-face fake probabilities into a :class:`Verdict`.
+@dataclass(frozen=True)
+class VotingRule:
+    """How per-face P(fake) become one verdict: ``strategy`` (``"majority"``, ``"mean"`` or
+    ``"max_mean"``) and ``threshold`` (a probability at or above it counts as fake, for votes and
+    for means; any real number in [0, 1], Python or NumPy). Checked when made, so a rule that
+    exists is valid."""
 
-    Args:
-        fake_probs: one probability per scored face; ``None`` marks a frame without a face.
-        strategy: ``"majority"`` (ties broken by the mean probability) or ``"mean"``.
-        threshold: a probability at or above it counts as fake (for votes and for the mean); any
-            real number in [0, 1] (Python or NumPy).
-        records: per-frame records to keep in the verdict (not used for the decision).
-    """
-    check_strategy(strategy, "vote")
-    threshold = check_threshold(threshold, "vote")
-    probs: List[float] = []
-    without_face = 0
-    for i, p in enumerate(fake_probs):
-        if p is None:
-            without_face += 1
-            continue
-        p = float(p)
-        if not (math.isfinite(p) and 0.0 <= p <= 1.0):
-            raise ValueError(f"vote: fake probabilities must lie in [0, 1]; item {i} is {p!r}")
-        probs.append(p)
-    records = list(records or [])
-    if not probs:
-        return Verdict(None, None, None, None, None, 0, 0, without_face, strategy, threshold, records)
+    strategy: Strategy = "majority"
+    threshold: float = 0.5
 
-    fake_votes = sum(p >= threshold for p in probs)
-    fake_ratio = fake_votes / len(probs)
-    mean_prob = sum(probs) / len(probs)
-    mean_says_fake = mean_prob >= threshold
-    if strategy == "mean":
-        is_fake, fake_score = mean_says_fake, mean_prob
-    else:
-        is_fake = 2 * fake_votes > len(probs) or (2 * fake_votes == len(probs) and mean_says_fake)
-        fake_score = fake_ratio
-    return Verdict(
-        label=ID2LABEL[FAKE if is_fake else REAL],
-        score=fake_score if is_fake else 1.0 - fake_score,
-        fake_score=fake_score,
-        fake_ratio=fake_ratio,
-        mean_prob=mean_prob,
-        fake_votes=fake_votes,
-        frames_used=len(probs),
-        frames_without_face=without_face,
-        strategy=strategy,
-        threshold=threshold,
-        records=records,
-    )
+    def __post_init__(self) -> None:
+        check_strategy(self.strategy, "VotingRule")
+        object.__setattr__(self, "threshold", check_threshold(self.threshold, "VotingRule"))
+
+    def vote(self, fake_probs: Sequence[Optional[float]], frames: Optional[Sequence[Hashable]] = None) -> Verdict:
+        """Combine per-face fake probabilities into a :class:`Verdict`.
+
+        Args:
+            fake_probs: one probability per scored face; ``None`` marks a frame without a face.
+            frames: the frame of each item (e.g. its index), for ``max_mean``; by default every item
+                is a frame of its own. ``majority`` and ``mean`` count every face.
+        """
+        if frames is not None and len(frames) != len(fake_probs):
+            raise ValueError(f"vote: {len(fake_probs)} probabilities but {len(frames)} frames")
+        probs: List[float] = []
+        frame_of: List[Hashable] = []
+        without_face = 0
+        for i, p in enumerate(fake_probs):
+            if p is None:
+                without_face += 1
+                continue
+            p = float(p)
+            if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+                raise ValueError(f"vote: fake probabilities must lie in [0, 1]; item {i} is {p!r}")
+            probs.append(p)
+            frame_of.append(i if frames is None else frames[i])
+        if self.strategy == "max_mean":
+            highest: Dict[Hashable, float] = {}
+            for frame, p in zip(frame_of, probs):
+                highest[frame] = max(p, highest.get(frame, 0.0))
+            probs = list(highest.values())
+        if not probs:
+            return Verdict(None, None, None, None, None, 0, 0, without_face, self.strategy, self.threshold)
+
+        fake_votes = sum(p >= self.threshold for p in probs)
+        fake_ratio = fake_votes / len(probs)
+        mean_prob = sum(probs) / len(probs)
+        mean_says_fake = mean_prob >= self.threshold
+        if self.strategy == "majority":
+            is_fake = 2 * fake_votes > len(probs) or (2 * fake_votes == len(probs) and mean_says_fake)
+            fake_score = fake_ratio
+        else:
+            is_fake, fake_score = mean_says_fake, mean_prob
+        return Verdict(
+            label=ID2LABEL[FAKE if is_fake else REAL],
+            score=fake_score if is_fake else 1.0 - fake_score,
+            fake_score=fake_score,
+            fake_ratio=fake_ratio,
+            mean_prob=mean_prob,
+            fake_votes=fake_votes,
+            frames_used=len(probs),
+            frames_without_face=without_face,
+            strategy=self.strategy,
+            threshold=self.threshold,
+        )
+
+    def vote_records(self, records: Sequence[FrameRecord]) -> Verdict:
+        """:meth:`vote` over scored face records (each knows its frame); the verdict keeps them."""
+        verdict = self.vote([r.fake_prob for r in records], frames=[r.index for r in records])
+        verdict.records = list(records)
+        return verdict

@@ -14,7 +14,7 @@ Frame level: ``tcr`` (true classification rate = accuracy at the threshold), ``b
 ``auc`` (ROC AUC), ``ap`` (average precision, fake = positive), ``eer`` (equal error rate).
 Video level: frames are grouped by ``(method, video_id)`` -- never by ``video_id`` alone, since fake
 ids such as ``"000_003"`` repeat across manipulation methods -- and each video gets a verdict from
-:func:`dldfd_hf.inference.voting.vote` (majority vote of the frame labels in the paper).
+:class:`dldfd_hf.inference.voting.VotingRule` (majority vote of the frame labels in the paper).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from dldfd_hf.inference.voting import vote
+from dldfd_hf.inference.voting import VotingRule
 from dldfd_hf.labels import FAKE, LABEL2ID, REAL
 
 __all__ = [
@@ -89,7 +89,7 @@ def equal_error_rate(references: Sequence[int], fake_probs: Sequence[float]) -> 
 
 
 def frame_metrics(
-    references: Sequence[int], fake_probs: Sequence[float], threshold: float = 0.5
+    references: Sequence[int], fake_probs: Sequence[float], threshold: float = VotingRule.threshold
 ) -> Dict[str, Any]:
     """TCR, balanced accuracy, AUC, AP and EER of per-frame fake probabilities.
 
@@ -171,10 +171,10 @@ def group_videos(
     return videos
 
 
-def _verdicts(videos: List[VideoScores], strategy: str, threshold: float) -> List[VideoScores]:
+def _verdicts(videos: List[VideoScores], rule: VotingRule) -> List[VideoScores]:
     # The voting rule (ties, thresholds) lives in dldfd_hf.inference.voting; metrics only consume verdicts.
     for video in videos:
-        verdict = vote(video.fake_probs, strategy=strategy, threshold=threshold)
+        verdict = rule.vote(video.fake_probs)
         # Every grouped video has at least one frame, so the verdict always has a label.
         video.predicted_label = LABEL2ID[verdict.label]
         video.mean_prob = float(np.mean(video.fake_probs))
@@ -186,20 +186,19 @@ def video_metrics(
     fake_probs: Sequence[float],
     methods: Sequence[str],
     video_ids: Sequence[str],
-    strategy: str = "majority",
-    threshold: float = 0.5,
+    rule: VotingRule = VotingRule(),
 ) -> Dict[str, Any]:
     """Video-level metrics: frames grouped by ``(method, video_id)``.
 
-    ``tcr`` and ``balanced_accuracy`` use each video's verdict (``strategy``: ``"majority"`` as in
-    the paper, or ``"mean"``); ``auc`` ranks videos by their mean fake probability, and
-    ``mean_prob_tcr`` is the accuracy of ``mean_prob >= threshold``.
+    ``tcr`` and ``balanced_accuracy`` use each video's verdict under ``rule`` (by default the
+    paper's majority vote at 0.5); ``auc`` ranks videos by their mean fake probability, and
+    ``mean_prob_tcr`` is the accuracy of ``mean_prob >= rule.threshold``.
     """
-    videos = _verdicts(group_videos(references, fake_probs, methods, video_ids), strategy, threshold)
-    return _video_summary(videos, strategy, threshold)
+    videos = _verdicts(group_videos(references, fake_probs, methods, video_ids), rule)
+    return _video_summary(videos, rule)
 
 
-def _video_summary(videos: List[VideoScores], strategy: str, threshold: float) -> Dict[str, Any]:
+def _video_summary(videos: List[VideoScores], rule: VotingRule) -> Dict[str, Any]:
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
     labels = np.array([v.label for v in videos], dtype=np.int64)
@@ -211,12 +210,12 @@ def _video_summary(videos: List[VideoScores], strategy: str, threshold: float) -
         "tcr": float((voted == labels).mean()) if labels.size else None,
         "balanced_accuracy": _balanced_accuracy(labels, voted, balanced_accuracy_score),
         "auc": float(roc_auc_score(labels, mean_probs)) if both else None,
-        "mean_prob_tcr": float(((mean_probs >= threshold) == labels).mean()) if labels.size else None,
+        "mean_prob_tcr": float(((mean_probs >= rule.threshold) == labels).mean()) if labels.size else None,
         "num_videos": int(labels.size),
         "num_real": int((labels == REAL).sum()),
         "num_fake": int((labels == FAKE).sum()),
-        "strategy": strategy,
-        "threshold": float(threshold),
+        "strategy": rule.strategy,
+        "threshold": rule.threshold,
     }
 
 
@@ -225,8 +224,7 @@ def per_method_metrics(
     fake_probs: Sequence[float],
     methods: Sequence[str],
     video_ids: Sequence[str],
-    strategy: str = "majority",
-    threshold: float = 0.5,
+    rule: VotingRule = VotingRule(),
 ) -> Dict[str, Dict[str, Any]]:
     """A breakdown by manipulation method, at frame and video level.
 
@@ -237,8 +235,8 @@ def per_method_metrics(
     method alone is separated from real faces.
     """
     labels, probs = _as_arrays(references, fake_probs)
-    videos = _verdicts(group_videos(labels, probs, methods, video_ids), strategy, threshold)
-    return _per_method(labels, probs, methods, videos, threshold)
+    videos = _verdicts(group_videos(labels, probs, methods, video_ids), rule)
+    return _per_method(labels, probs, methods, videos, rule.threshold)
 
 
 def _per_method(
@@ -281,19 +279,19 @@ def deepfake_metrics(
     fake_probs: Sequence[float],
     methods: Optional[Sequence[str]] = None,
     video_ids: Optional[Sequence[str]] = None,
-    strategy: str = "majority",
-    threshold: float = 0.5,
+    rule: VotingRule = VotingRule(),
 ) -> Dict[str, Any]:
     """Everything at once: ``{"frame": ..., "video": ..., "per_method": ...}``.
 
     ``video`` and ``per_method`` need ``methods`` and ``video_ids`` (one per frame); without them
-    only ``frame`` is returned. Votes are computed once and shared by both.
+    only ``frame`` is returned. Votes (under ``rule``; its threshold is the frames' too) are computed
+    once and shared by both.
     """
     labels, probs = _as_arrays(references, fake_probs)
-    result: Dict[str, Any] = {"frame": frame_metrics(labels, probs, threshold)}
+    result: Dict[str, Any] = {"frame": frame_metrics(labels, probs, rule.threshold)}
     if methods is None or video_ids is None:
         return result
-    videos = _verdicts(group_videos(labels, probs, methods, video_ids), strategy, threshold)
-    result["video"] = _video_summary(videos, strategy, threshold)
-    result["per_method"] = _per_method(labels, probs, methods, videos, threshold)
+    videos = _verdicts(group_videos(labels, probs, methods, video_ids), rule)
+    result["video"] = _video_summary(videos, rule)
+    result["per_method"] = _per_method(labels, probs, methods, videos, rule.threshold)
     return result

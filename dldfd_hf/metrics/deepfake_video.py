@@ -14,7 +14,8 @@
 Inputs, one per frame: ``predictions`` = P(fake), ``references`` = 0 (real) / 1 (fake),
 ``methods`` (manipulation name, ``original`` for real videos) and ``video_ids``. Frames are grouped
 into videos by (method, video_id) -- never by video_id alone.
-Keywords: ``strategy`` ("majority", the paper's vote, or "mean") and ``threshold`` (0.5).
+Keywords: ``strategy`` ("majority", the paper's vote, "mean" or "max_mean") and ``threshold`` (0.5):
+the :class:`~dldfd_hf.inference.voting.VotingRule`.
 Output: ``{"frame": {...}, "video": {...}, "per_method": {method: {...}}}`` as computed by
 :func:`dldfd_hf.metrics.core.deepfake_metrics`; video ``tcr`` / ``balanced_accuracy`` come from the
 votes, video ``auc`` from each video's mean P(fake).
@@ -23,6 +24,7 @@ votes, video ``auc`` from each video's mean P(fake).
 import datasets
 import evaluate
 
+from dldfd_hf.inference.voting import VotingRule
 from dldfd_hf.metrics.core import deepfake_metrics
 from dldfd_hf.metrics.paper import CITATION
 
@@ -47,5 +49,6 @@ class DeepfakeVideoMetrics(evaluate.Metric):
             ),
         )
 
-    def _compute(self, predictions, references, methods, video_ids, strategy: str = "majority", threshold: float = 0.5):
-        return deepfake_metrics(references, predictions, methods, video_ids, strategy=strategy, threshold=threshold)
+    def _compute(self, predictions, references, methods, video_ids, strategy: str = VotingRule.strategy,
+                 threshold: float = VotingRule.threshold):
+        return deepfake_metrics(references, predictions, methods, video_ids, VotingRule(strategy, threshold))

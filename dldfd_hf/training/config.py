@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 import yaml
 from transformers import HfArgumentParser
 
-from ..inference.voting import STRATEGIES
+from ..inference.voting import STRATEGIES, VotingRule
 
 __all__ = ["ConfigError", "TrainingConfig", "build_arg_parser", "load_config", "metric_direction"]
 
@@ -136,8 +136,8 @@ class TrainingConfig:
     metric_for_best_model: str = "frame/balanced_accuracy"
     validate_before_training: bool = False
     """Also score the untrained model (history entry with epoch 0): the baseline to beat."""
-    video_strategy: str = "majority"
-    """Frame votes -> video label: ``majority`` (paper) or ``mean``."""
+    video_strategy: str = VotingRule.strategy
+    """Frame votes -> video label: ``majority`` (paper), ``mean`` or ``max_mean`` (at P(fake) 0.5)."""
     output_dir: Optional[str] = None
     save_strategy: str = "epoch"
     """When to save the full training state (a checkpoint): ``no``, every ``epoch``, or every
@@ -238,6 +238,11 @@ class TrainingConfig:
         _choice("save_strategy", self.save_strategy, SAVE_STRATEGIES)
         if not isinstance(self.protocol, str) or not self.protocol:
             fail("protocol", f"must be 'combined', 'single:<Method>' or 'cross:<Method>', got {self.protocol!r}")
+
+    @property
+    def voting_rule(self) -> VotingRule:
+        """How validation and test turn frame scores into video verdicts."""
+        return VotingRule(self.video_strategy)
 
     def require_run_settings(self) -> None:
         """``data`` and ``output_dir`` have no default: a run needs both."""

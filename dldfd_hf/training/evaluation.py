@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .._io import atomic_path
+from ..inference.voting import VotingRule
 from ..metrics.core import deepfake_metrics
 from ..metrics.paper import table2_row
 from ..metrics.results import LEVEL_METRICS, EvaluationEntry
@@ -86,8 +87,7 @@ def predict(model: Any, dataloader: Any, accelerator: Any, desc: str = "evaluati
     return predictions
 
 
-def split_metrics(dataset: Any, predictions: Predictions, strategy: str = "majority",
-                  threshold: float = 0.5) -> Dict[str, Any]:
+def split_metrics(dataset: Any, predictions: Predictions, rule: VotingRule = VotingRule()) -> Dict[str, Any]:
     """``{"frame", "video", "per_method", "loss"}`` for predictions over ``dataset`` (a corpus split);
     a split merged from several corpora (a ``source`` column) also gets ``per_source``: the same
     metrics (but the loss) for each corpus's rows alone."""
@@ -95,7 +95,7 @@ def split_metrics(dataset: Any, predictions: Predictions, strategy: str = "major
     video_ids = np.asarray(read_column(dataset, "video_id"), dtype=object)[predictions.index]
     result = deepfake_metrics(
         predictions.labels, predictions.fake_probs, methods.tolist(), video_ids.tolist(),
-        strategy=strategy, threshold=threshold,
+        rule,
     )
     result["loss"] = predictions.loss
     if SOURCE_COLUMN in dataset.column_names:
@@ -103,7 +103,7 @@ def split_metrics(dataset: Any, predictions: Predictions, strategy: str = "major
         result["per_source"] = {
             name: deepfake_metrics(
                 predictions.labels[mine], predictions.fake_probs[mine], methods[mine].tolist(),
-                video_ids[mine].tolist(), strategy=strategy, threshold=threshold,
+                video_ids[mine].tolist(), rule,
             )
             for name in dict.fromkeys(sources.tolist())
             for mine in [sources == name]
@@ -112,10 +112,10 @@ def split_metrics(dataset: Any, predictions: Predictions, strategy: str = "major
 
 
 def evaluation_entry(protocol: str, split: str, dataset: Any, predictions: Predictions,
-                     strategy: str = "majority", threshold: float = 0.5) -> Dict[str, Any]:
+                     rule: VotingRule = VotingRule()) -> Dict[str, Any]:
     """One protocol's evaluation as written to JSON by ``examples/evaluate.py`` and ``train.py``:
     an :class:`~dldfd_hf.metrics.results.EvaluationEntry` as a dict (schema: ``examples/evaluate.py``)."""
-    metrics = split_metrics(dataset, predictions, strategy=strategy, threshold=threshold)
+    metrics = split_metrics(dataset, predictions, rule)
     labels = predictions.labels
     return EvaluationEntry(
         protocol=protocol,

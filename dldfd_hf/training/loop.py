@@ -163,7 +163,7 @@ def train_one_epoch(run: TrainingRun, epoch: int, progress: Optional[tqdm] = Non
 def _validation_metrics(run: TrainingRun, number: int) -> Dict[str, Any]:
     predictions = predict(run.model, run.val_loader, run.accelerator, desc=f"validation {number}",
                           expected_rows=len(run.val_split))
-    return split_metrics(run.val_split, predictions, strategy=run.config.video_strategy)
+    return split_metrics(run.val_split, predictions, run.config.voting_rule)
 
 
 def validate_baseline(run: TrainingRun) -> None:
@@ -232,7 +232,7 @@ def final_test(run: TrainingRun) -> Dict[str, Any]:
     elif run.state.best_epoch is not None:
         logger.warning(f"{best_weights} not found (resumed into another output_dir?): testing the last weights")
     predictions = predict(run.model, run.test_loader, accelerator, desc="test", expected_rows=len(run.test_split))
-    test = evaluation_entry(results.protocol, "test", run.test_split, predictions, strategy=run.config.video_strategy)
+    test = evaluation_entry(results.protocol, "test", run.test_split, predictions, run.config.voting_rule)
     if accelerator.is_main_process:
         if run.config.save_predictions:
             write_predictions(run.output_dir / "predictions_test.csv", run.test_split, predictions)
