@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -232,22 +230,3 @@ def test_a_bad_entry_names_its_field():
     assert loose.split == "test" and loose.scores("frame") == {"tcr": 1.0} and loose.scores("video") == {}
 
 
-RENDER_SCRIPT = """
-import json, sys
-import dldfd_hf, timm
-from dldfd_hf.model_folder import hub_config
-already = set(sys.modules)  # facenet_pytorch comes with dldfd_hf itself (the video pipeline's face cropper)
-from dldfd_hf.hub.cards import render_model_card
-card = render_model_card(hub_config(timm.create_model("dldfd_tiny")), results=sys.argv[1])
-assert card.data.eval_results, "no results rendered"
-heavy = ("datasets", "pyarrow", "pandas", "sklearn")
-print(json.dumps({"loaded": [m for m in heavy if m in sys.modules],
-                  "by_rendering": sorted({"facenet_pytorch", *heavy} & (set(sys.modules) - already))}))
-"""
-
-
-def test_rendering_a_card_imports_no_data_or_face_stack(eval_json):
-    # One subprocess: this process has imported datasets already.
-    out = subprocess.run([sys.executable, "-c", RENDER_SCRIPT, str(eval_json)], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"loaded": [], "by_rendering": []}
