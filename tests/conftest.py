@@ -43,6 +43,33 @@ def assert_same_network_outputs(actual: torch.Tensor, expected: torch.Tensor, ms
     torch.testing.assert_close(actual, expected, **SAME_NETWORK_TOLERANCE, msg=msg)
 
 
+# What export_model writes: the model folder, transformers' remote-code files and the card.
+EXPORTED_FILES = {"model.safetensors", "config.json", "preprocessor_config.json", "configuration_dldfd.py",
+                  "modeling_dldfd.py", "README.md"}
+
+
+def train_a_little(model: torch.nn.Module, steps: int = 2) -> torch.nn.Module:
+    """A few real optimisation steps, so BatchNorm statistics, counters and weights all move."""
+    torch.manual_seed(0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    for _ in range(steps):
+        x = torch.randn(4, 3, 64, 64)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, -1], torch.tensor([0., 1., 1., 0.]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def trained_tiny() -> torch.nn.Module:
+    """dldfd_tiny (timm, seed 0) after :func:`train_a_little`: the "trained" model that export, cards
+    and push tests share for the whole session; they never change it."""
+    torch.manual_seed(0)
+    return train_a_little(timm.create_model("dldfd_tiny"))
+
+
 @pytest.fixture(scope="session")
 def hf_home() -> Path:
     return Path(_HF_HOME)

@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 import timm
-import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from huggingface_hub import ModelCard
 
@@ -22,7 +21,6 @@ from dldfd_hf.metrics.results import EvaluationEntry, load_evaluation
 from dldfd_hf.training.config import TrainingConfig
 from dldfd_hf.training.evaluation import Predictions, evaluation_entry
 
-from tests.test_hub import train_a_little
 
 PROTOCOLS = {  # protocol -> the fake methods of its test split
     "combined": ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"),
@@ -62,12 +60,6 @@ def eval_json(tmp_path_factory):
               "strategy": "majority", "threshold": 0.5, "skipped_protocols": {}, "results": results}
     path.write_text(json.dumps(report, indent=2))
     return path
-
-
-@pytest.fixture(scope="module")
-def trained_tiny():
-    torch.manual_seed(0)
-    return train_a_little(timm.create_model("dldfd_tiny"))
 
 
 def _expected_metrics(path) -> dict:

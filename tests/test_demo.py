@@ -4,11 +4,9 @@ The helpers behind it (demo/analysis.py) are checked directly."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,12 +20,9 @@ from dldfd_hf.cli import main as dldfd
 from dldfd_hf.inference.loading import DEFAULT_MODEL, load_pipeline_with_notice
 from dldfd_hf.inference.voting import VotingRule
 from dldfd_hf.models import SHIPPED_MODEL_DIR
-from tests.conftest import REPO_ROOT
+from tests.demo_app import DEMO_DIR, GRID_CLIP, TWO_PEOPLE, free_port, load_app
 
-DEMO_DIR = REPO_ROOT / "demo"
-if str(DEMO_DIR) not in sys.path:
-    sys.path.insert(0, str(DEMO_DIR))  # demo/app.py imports analysis.py beside it, as `python demo/app.py` does
-from analysis import (  # noqa: E402
+from analysis import (  # noqa: E402  (demo/analysis.py: tests.demo_app puts demo/ on the path)
     FAKE_COLOUR,
     MODEL_ENV,
     REAL_COLOUR,
@@ -52,29 +47,13 @@ gradio_client = pytest.importorskip("gradio_client")
 # gradio's own queue code trips pandas 3 deprecations; nothing the demo can change.
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
-GRID_CLIP = "videos/LipNet_GRID/evaluation_samples_GRID_bbaf2n.mpg"  # 2.98 s, 360x288
 LONG_CLIP = "videos/video-retalking/examples_face_5.mp4"  # 4.88 s: over the test's 4 s limit
-TWO_PEOPLE = "faces/face_recognition/examples_two_people.jpg"
 MAX_VIDEO_SECONDS = 4
 MAX_UPLOAD_MB = 2
 NUM_FRAMES = 6
 
 
 # --- fixtures -------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _load_app():
-    spec = importlib.util.spec_from_file_location("dldfd_demo_app", DEMO_DIR / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as an import does (dataclasses look their module up there)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def tiny_pipeline(tiny_model_folder):
     return load_pipeline_with_notice(str(tiny_model_folder), device="cpu")
@@ -97,8 +76,8 @@ def gradio_cache(tmp_path_factory):
 def served(tiny_model_folder, gradio_cache):
     """The demo served once for this module, with the model given the Space way ($DLDFD_MODEL):
     ``(Blocks, gradio_client.Client)``."""
-    app = _load_app()
-    port = _free_port()
+    app = load_app()
+    port = free_port()
     previous = os.environ.get(MODEL_ENV)
     os.environ[MODEL_ENV] = str(tiny_model_folder)
     try:
@@ -279,7 +258,7 @@ def test_records_files_stay_in_gradios_cache_and_go_with_it(served, gradio_cache
 
 def test_app_analytics_are_off_without_the_test_environment(monkeypatch):
     monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
-    app = _load_app()
+    app = load_app()
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "True")  # even a stray opt-in does not reach the page
     assert app.build_demo(None, "dldfd_tiny", DemoLimits()).analytics_enabled is False
@@ -288,9 +267,9 @@ def test_app_analytics_are_off_without_the_test_environment(monkeypatch):
 @pytest.mark.skipif(not (SHIPPED_MODEL_DIR / "model.safetensors").is_file(), reason="no bundled weights")
 def test_app_without_a_model_serves_the_shipped_detector(monkeypatch, tmp_path):
     monkeypatch.delenv(MODEL_ENV, raising=False)
-    app = _load_app()
+    app = load_app()
     monkeypatch.setattr(app, "APP_DIR", tmp_path)  # no Space card beside the app
-    demo = app.main(["--port", str(_free_port())], block=False)
+    demo = app.main(["--port", str(free_port())], block=False)
     try:
         page = json.dumps(demo.config)
         # The page names the model that answers and what it was trained on.
@@ -307,7 +286,7 @@ def test_app_with_a_corrupt_model_exits_with_a_message(tiny_model_folder, tmp_pa
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(SystemExit, match=f"demo/app.py: cannot load model folder .*{weights} is corrupt or truncated"):
-        _load_app().main(["--model", str(broken), "--port", str(_free_port())])
+        load_app().main(["--model", str(broken), "--port", str(free_port())])
 
 
 def test_analyses_leave_the_batch_size_to_the_pipeline(tiny_pipeline, shared_data):
@@ -508,8 +487,8 @@ def test_sigterm_cleans_the_cache_as_ctrl_c_does(tiny_model_folder, tmp_path, mo
 
     cache = tmp_path / "gradio-cache"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(cache))
-    app = _load_app()
-    port = _free_port()
+    app = load_app()
+    port = free_port()
     demo = app.main(["--model", str(tiny_model_folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
                     block=False)
     previous = signal.getsignal(signal.SIGTERM)

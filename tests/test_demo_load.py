@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_demo import GRID_CLIP, TWO_PEOPLE, _free_port, _load_app
+from tests.demo_app import GRID_CLIP, TWO_PEOPLE, free_port, load_app
 
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -42,14 +42,14 @@ def _ask(client, round_index: int, number: int, video: Path, photo: Path) -> lis
 def test_concurrent_clients_get_every_answer_while_the_cache_is_trimmed(
         tiny_model_folder, shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
-    app = _load_app()
+    app = load_app()
     # (300 in service) shorter, so that the bound deletes the first answers during the test; still longer
     # than an answer takes from being written to being downloaded on a loaded 0.5-CPU machine (10 s was not).
     app.KEEP_ANSWERS_S = 45
     removed = []
     trim = app.trim_cache
     monkeypatch.setattr(app, "trim_cache", lambda *a, **k: removed.extend(trim(*a, **k)) or [])
-    port = _free_port()
+    port = free_port()
     demo = app.main(["--model", str(tiny_model_folder), "--host", "127.0.0.1", "--port", str(port),
                      "--device", "cpu", "--max-cache-mb", "0.001", "--concurrency", "2",
                      "--queue-size", str(2 * CLIENTS), "--max-frames", "4"], block=False)

@@ -6,10 +6,7 @@ import csv
 import json
 
 import pytest
-import timm
-import torch
 
-import dldfd_hf
 from dldfd_hf.metrics import deepfake_metrics
 from dldfd_hf.metrics.paper import PAPER_TCR, TABLE2_PROTOCOLS
 
@@ -19,18 +16,9 @@ FAKE_METHODS = ["Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"]
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A dldfd_tiny model folder (random weights with a seed: spread-out scores, not a trained model)."""
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model") / "dldfd_tiny"
-    dldfd_hf.DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny")).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def all_protocols(model_dir, synth_ffpp_corpus, tmp_path_factory):
+def all_protocols(tiny_model_folder, synth_ffpp_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
-    run_example("evaluate", ["--model", str(model_dir), "--data", str(synth_ffpp_corpus), "--all-protocols",
+    run_example("evaluate", ["--model", str(tiny_model_folder), "--data", str(synth_ffpp_corpus), "--all-protocols",
                              "--output", str(out / "table2.json"), "--predictions", str(out / "test.csv"),
                              "--num_workers", "0"])
     with (out / "test.csv").open() as handle:
@@ -38,10 +26,10 @@ def all_protocols(model_dir, synth_ffpp_corpus, tmp_path_factory):
     return json.loads((out / "table2.json").read_text()), predictions
 
 
-def test_all_protocols_json(all_protocols, model_dir, synth_ffpp_corpus):
+def test_all_protocols_json(all_protocols, tiny_model_folder, synth_ffpp_corpus):
     report, _ = all_protocols
     assert report["format"] == "dldfd-eval/1" and report["split"] == "test"
-    assert report["model"] == str(model_dir) and report["data"] == str(synth_ffpp_corpus)
+    assert report["model"] == str(tiny_model_folder) and report["data"] == str(synth_ffpp_corpus)
     assert report["skipped_protocols"] == {}
     assert [entry["protocol"] for entry in report["results"]] == list(TABLE2_PROTOCOLS)
     by_name = {entry["protocol"]: entry for entry in report["results"]}
@@ -77,10 +65,10 @@ def test_metrics_equal_recomputation_from_the_predictions(all_protocols):
         assert row["video_tcr"] == pytest.approx(100 * got["video"]["tcr"], abs=0.006)
 
 
-def test_one_protocol_equals_its_entry_in_the_shared_pass(all_protocols, model_dir, synth_ffpp_corpus, tmp_path, capsys):
+def test_one_protocol_equals_its_entry_in_the_shared_pass(all_protocols, tiny_model_folder, synth_ffpp_corpus, tmp_path, capsys):
     report, _ = all_protocols
     output = tmp_path / "fs.json"
-    run_example("evaluate", ["--model", str(model_dir), "--data", str(synth_ffpp_corpus),
+    run_example("evaluate", ["--model", str(tiny_model_folder), "--data", str(synth_ffpp_corpus),
                              "--protocol", "single:FaceSwap", "--output", str(output), "--num_workers", "0"])
     (single,) = json.loads(output.read_text())["results"]
     shared = next(e for e in report["results"] if e["protocol"] == "single:FaceSwap")
@@ -94,8 +82,8 @@ def test_one_protocol_equals_its_entry_in_the_shared_pass(all_protocols, model_d
     assert "Single evaluation" in printed and "94.28" in printed
 
 
-def test_table2_printout(model_dir, synth_ffpp_corpus, capsys):
-    run_example("evaluate", ["--model", str(model_dir), "--data", str(synth_ffpp_corpus), "--all-protocols",
+def test_table2_printout(tiny_model_folder, synth_ffpp_corpus, capsys):
+    run_example("evaluate", ["--model", str(tiny_model_folder), "--data", str(synth_ffpp_corpus), "--all-protocols",
                              "--split", "validation", "--num_workers", "0"])
     printed = capsys.readouterr().out
     for section, value in (("Combined", "96.07"), ("Single", "81.40"), ("Cross", "49.20")):
@@ -112,13 +100,13 @@ def test_table2_printout(model_dir, synth_ffpp_corpus, capsys):
         (["--model", "resnet50"], "not a DLDFD architecture"),
     ],
 )
-def test_bad_input_is_a_clear_error(argv, message, model_dir, synth_ffpp_corpus, tmp_path):
-    args = ["--model", str(model_dir), "--data", str(synth_ffpp_corpus), "--output", str(tmp_path / "x.json"), *argv]
+def test_bad_input_is_a_clear_error(argv, message, tiny_model_folder, synth_ffpp_corpus, tmp_path):
+    args = ["--model", str(tiny_model_folder), "--data", str(synth_ffpp_corpus), "--output", str(tmp_path / "x.json"), *argv]
     with pytest.raises(SystemExit, match=message):
         run_example("evaluate", args)
     assert not (tmp_path / "x.json").exists()
 
 
-def test_missing_corpus_is_a_clear_error(model_dir, tmp_path):
+def test_missing_corpus_is_a_clear_error(tiny_model_folder, tmp_path):
     with pytest.raises(SystemExit, match="corpus not found"):
-        run_example("evaluate", ["--model", str(model_dir), "--data", str(tmp_path / "nothing")])
+        run_example("evaluate", ["--model", str(tiny_model_folder), "--data", str(tmp_path / "nothing")])

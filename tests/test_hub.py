@@ -21,31 +21,9 @@ from dldfd_hf import DLDFDForImageClassification, create_dldfd
 from dldfd_hf.hub.export import export_model
 from dldfd_hf.model_folder import MODEL_FILES, ModelFolderError, check_model_folder, is_trained
 
-from tests.conftest import REPO_ROOT, assert_same_network_outputs
+from tests.conftest import EXPORTED_FILES, REPO_ROOT, assert_same_network_outputs, train_a_little
 
-EXPORTED_FILES = {"model.safetensors", "config.json", "preprocessor_config.json", "configuration_dldfd.py",
-                  "modeling_dldfd.py", "README.md"}
 REPO_ID = "dldfd-test/dldfd_tiny.synthetic"
-
-
-def train_a_little(model: torch.nn.Module, steps: int = 2) -> torch.nn.Module:
-    """A few real optimisation steps, so BatchNorm statistics, counters and weights all move."""
-    torch.manual_seed(0)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    model.train()
-    for _ in range(steps):
-        x = torch.randn(4, 3, 64, 64)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x)[:, -1], torch.tensor([0., 1., 1., 0.]))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def trained_tiny() -> torch.nn.Module:
-    torch.manual_seed(0)
-    return train_a_little(timm.create_model("dldfd_tiny"))
 
 
 @pytest.fixture(scope="module")

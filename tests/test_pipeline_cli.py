@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import timm
 import torch
 from PIL import Image
 from transformers import pipeline
@@ -35,10 +34,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # MTCNN: see conftest
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A dldfd_tiny saved by save_pretrained, with a head bias that spreads P(fake) around 0.5."""
-    torch.manual_seed(0)
-    model = dldfd_hf.DLDFDForImageClassification.from_timm(timm.create_model("dldfd_tiny"))
+def model_dir(tiny_model_folder, tmp_path_factory) -> Path:
+    """The session's tiny model folder with a 40x head, which spreads P(fake) around 0.5."""
+    model = dldfd_hf.DLDFDForImageClassification.from_pretrained(tiny_model_folder)
     with torch.no_grad():
         model.dldfd.get_classifier().weight.mul_(40.0)  # random weights give P(fake) ~ 0.5 everywhere
     folder = tmp_path_factory.mktemp("model") / "dldfd-tiny"

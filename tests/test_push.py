@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import gradio
 import numpy as np
 import pytest
-import timm
 import torch
 from datasets import Dataset, DatasetDict
 from huggingface_hub import ModelCard, SpaceCard
@@ -25,8 +24,7 @@ from dldfd_hf.data.build import BuildConfig, corpus_features
 from dldfd_hf.hub import push
 from dldfd_hf.hub.push import SPACE_FILES, push_corpus, push_model, push_space
 
-from tests.conftest import REPO_ROOT
-from tests.test_hub import EXPORTED_FILES, train_a_little
+from tests.conftest import EXPORTED_FILES, REPO_ROOT
 
 SCRIPT = REPO_ROOT / "examples" / "push_to_hub.py"
 
@@ -71,16 +69,10 @@ def calls(hub, name):
 
 
 @pytest.fixture(scope="module")
-def trained_model():
-    torch.manual_seed(0)
-    return train_a_little(timm.create_model("dldfd_tiny"))
-
-
-@pytest.fixture(scope="module")
-def best_folder(trained_model, tmp_path_factory):
+def best_folder(trained_tiny, tmp_path_factory):
     """A model folder as examples/train.py leaves it in OUTPUT_DIR/best: save_pretrained."""
     folder = tmp_path_factory.mktemp("run") / "best"
-    DLDFDForImageClassification.from_timm(trained_model).save_pretrained(folder)
+    DLDFDForImageClassification.from_timm(trained_tiny).save_pretrained(folder)
     return folder
 
 
@@ -90,7 +82,7 @@ def run_script(*argv, capsys):
     return json.loads(capsys.readouterr().out)
 
 
-def test_push_model_creates_the_repo_and_uploads_the_export(hub, best_folder, trained_model):
+def test_push_model_creates_the_repo_and_uploads_the_export(hub, best_folder, trained_tiny):
     result = push_model(best_folder, "org/dldfd-tiny", private=True)
     assert calls(hub, "create_repo") == [dict(repo_id="org/dldfd-tiny", repo_type="model", private=True,
                                               exist_ok=True)]
@@ -101,7 +93,7 @@ def test_push_model_creates_the_repo_and_uploads_the_export(hub, best_folder, tr
     assert sorted(result.files) == sorted(EXPORTED_FILES)
     # The uploaded weights are the trained network in timm's layout (the folder had transformers' prefix).
     weights = load_safetensors(upload["files"]["model.safetensors"])
-    reference = trained_model.state_dict()
+    reference = trained_tiny.state_dict()
     assert set(weights) == set(reference) and all(torch.equal(weights[k], reference[k]) for k in reference)
     assert "[!WARNING]" not in upload["files"]["README.md"].decode()
 
