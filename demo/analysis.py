@@ -37,7 +37,7 @@ from dldfd_hf._io import PathLike, atomic_write_text
 from dldfd_hf.inference.explain import grad_cam, overlay_heatmap
 from dldfd_hf.inference.loading import DEFAULT_MODEL
 from dldfd_hf.inference.records import format_rows, result_row
-from dldfd_hf.inference.voting import STRATEGIES, VotingRule, check_strategy, check_threshold
+from dldfd_hf.inference.voting import STRATEGIES, VotingRule
 from dldfd_hf.labels import FAKE, LABEL_NAMES, REAL
 from dldfd_hf.media.files import MediaError, media_kind
 from dldfd_hf.media.image import load_image
@@ -156,15 +156,12 @@ def check_num_frames(num_frames: Any, limits: DemoLimits) -> int:
 
 def voting_rule(strategy: Any = VotingRule.strategy, threshold: Any = VotingRule.threshold) -> VotingRule:
     """The page's voting settings as a :class:`VotingRule`; :class:`InputRejected` says what is wrong."""
+    if strategy not in STRATEGIES:
+        raise InputRejected(f"Unknown voting strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     try:
-        check_strategy(strategy, "demo")
-    except ValueError:
-        raise InputRejected(f"Unknown voting strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.") from None
-    try:
-        check_threshold(threshold, "demo")
+        return VotingRule(strategy, threshold)  # checks the threshold
     except ValueError:
         raise InputRejected(f"The threshold must be a number between 0 and 1, got {threshold!r}.") from None
-    return VotingRule(strategy, threshold)
 
 
 # --------------------------------------------------------------------------------------------------
