@@ -1,4 +1,4 @@
-"""Argument checks shared by the model, its stem and its config (one wording for one rule)."""
+"""Argument checks shared by the model, its stem, its config and the face cropper (one wording for one rule)."""
 
 from __future__ import annotations
 

@@ -236,3 +236,9 @@ def test_mtcnn_is_the_default_detector_and_takes_the_mtcnn_options():
         FaceCropper(detector=OneFaceDetector(), min_face_size=40)
     with pytest.raises(ValueError, match="detect_max_size must be >= min_face_size"):
         FaceCropper(detect_max_size=10)
+
+
+@pytest.mark.parametrize("batch_size", [0, -3, True, 2.5])
+def test_the_cropper_refuses_a_batch_size_that_is_not_a_positive_integer(batch_size):
+    with pytest.raises(ValueError, match=rf"^FaceCropper: batch_size must be a positive integer, got {batch_size!r}$"):
+        FaceCropper(crop_size=32, detector=OneFaceDetector(), detect_max_size=None, batch_size=batch_size)

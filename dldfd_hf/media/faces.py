@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._checks import check_positive_int
 from .face_detector import FaceDetections, FaceDetector
 from .image import ImageLike, to_rgb_array
 from .mtcnn import MTCNNDetector
@@ -126,8 +127,7 @@ class FaceCropper:
                              "set them on the detector passed instead")
         if batch_size is None:
             batch_size = getattr(detector, "batch_size", 8)
-        if batch_size < 1:
-            raise ValueError(f"FaceCropper: batch_size must be >= 1, got {batch_size!r}")
+        batch_size = check_positive_int("FaceCropper", "batch_size", batch_size)
 
         self.crop_size = crop_size
         self.scale = scale
