@@ -235,7 +235,7 @@ def test_features_only_gives_the_backbone_stages():
     features = timm.create_model("dldfd_tiny", features_only=True).eval()
     # The backbone's five levels, named in the DLDFD module (the augmented layers run before level 0).
     assert features.feature_info.channels() == [info["num_chs"] for info in model.backbone.feature_info]
-    assert features.feature_info.channels() == [64, 8, 16, 32, 64]  # dldfd_tiny's ResNet keeps a 64-wide conv1
+    assert features.feature_info.channels() == [8, 8, 16, 32, 64]  # dldfd_tiny's deep stem ends 8 wide
     assert features.feature_info.reduction() == [2, 4, 8, 16, 32]
     assert all(name.startswith("backbone.") for name in features.feature_info.module_name())
     assert all(isinstance(model.get_submodule(info["module"]), nn.Module) for info in model.feature_info)
@@ -244,7 +244,7 @@ def test_features_only_gives_the_backbone_stages():
         outputs = features(x)
         expected = model.backbone.forward_intermediates(model.stem(x), intermediates_only=True)
     assert [tuple(o.shape) for o in outputs] == [(2, c, 64 // r, 64 // r) for c, r in
-                                                 zip([64, 8, 16, 32, 64], [2, 4, 8, 16, 32])]
+                                                 zip([8, 8, 16, 32, 64], [2, 4, 8, 16, 32])]
     for output, reference in zip(outputs, expected):
         assert_same_network_outputs(output, reference)
     some = timm.create_model("dldfd_tiny", features_only=True, out_indices=(1, 3)).eval()

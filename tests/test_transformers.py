@@ -81,7 +81,7 @@ def test_two_logits_match_timm_sigmoid(timm_tiny):
 def test_hidden_states_are_the_feature_levels_and_change_no_output(timm_tiny):
     # As transformers' ResNet: output_hidden_states (or config.output_hidden_states) adds the feature
     # maps of the backbone's stem and of each stage, shallowest first (timm's forward_intermediates).
-    levels = [(64, 32, 32), (8, 16, 16), (16, 8, 8), (32, 4, 4), (64, 2, 2)]  # dldfd_tiny at 64 px
+    levels = [(8, 32, 32), (8, 16, 16), (16, 8, 8), (32, 4, 4), (64, 2, 2)]  # dldfd_tiny at 64 px
     assert [(info["num_chs"], 64 // info["reduction"]) for info in timm_tiny.feature_info] == [
         (channels, side) for channels, side, _ in levels
     ]
